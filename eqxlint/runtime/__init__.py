@@ -1,0 +1,17 @@
+"""`eqxlint.runtime`: the correct replacements the eqxlint rules point to.
+
+Install with the `runtime` extra (`pip install eqxlint[runtime]`). This package imports
+JAX and Equinox, and never imports LibCST or the linter.
+"""
+
+from ._cond import filter_cond as filter_cond, StaticOutputMismatchError as StaticOutputMismatchError
+from ._keys import split_by_tree as split_by_tree
+from ._primitive import (
+    define_primitive as define_primitive,
+    NonDifferentiableError as NonDifferentiableError,
+    Primitive as Primitive,
+)
+from ._static import (
+    assert_static_unchanged as assert_static_unchanged,
+    StaticChangedError as StaticChangedError,
+)

@@ -1,0 +1,167 @@
+import subprocess
+import sys
+
+import pytest
+
+
+jax = pytest.importorskip("jax")
+import equinox as eqx  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import jax.random as jr  # noqa: E402
+import jax.tree_util as jtu  # noqa: E402
+
+from eqxlint.runtime import (  # noqa: E402
+    assert_static_unchanged,
+    filter_cond,
+    split_by_tree,
+    StaticChangedError,
+    StaticOutputMismatchError,
+)
+
+
+pytestmark = pytest.mark.jax
+
+
+def test_import_does_not_load_libcst_or_linter():
+    code = (
+        "import sys, eqxlint.runtime\n"
+        "assert 'libcst' not in sys.modules, 'libcst imported'\n"
+        "bad = [m for m in sys.modules if m.startswith('eqxlint.') and "
+        "not m.startswith('eqxlint.runtime')]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_runtime_sources_never_import_linter():
+    import pathlib
+
+    import eqxlint.runtime
+
+    root = pathlib.Path(eqxlint.runtime.__file__).parent
+    for path in root.glob("*.py"):
+        text = path.read_text()
+        assert "libcst" not in text.replace("LibCST", "")
+        for mod in ("eqxlint.engine", "eqxlint.cli", "eqxlint.checks", "from .. import"):
+            assert mod not in text, (path, mod)
+
+
+# ---- filter_cond ----
+
+
+def test_filter_cond_static_outputs_traced_pred():
+    act = jax.nn.relu
+
+    @eqx.filter_jit
+    def f(pred, x):
+        return filter_cond(
+            pred,
+            lambda x, fn, n: (fn(x) + n, "tag", fn),
+            lambda x, fn, n: (fn(-x) - n, "tag", fn),
+            x,
+            act,
+            3,
+        )
+
+    y, tag, fn = f(jnp.array(True), jnp.arange(3.0))
+    assert tag == "tag" and fn is act
+    assert jnp.allclose(y, jnp.arange(3.0) + 3)
+    y, _, _ = f(jnp.array(False), jnp.arange(3.0))
+    assert jnp.allclose(y, -3.0 * jnp.ones(3))
+
+
+def test_filter_cond_python_pred_and_module():
+    class M(eqx.Module):
+        w: jax.Array
+        name: str = eqx.field(static=True)
+
+    m = M(jnp.ones(2), "m")
+    out = filter_cond(False, lambda m: m, lambda m: M(m.w * 2, m.name), m)
+    assert isinstance(out, M) and out.name == "m"
+    assert jnp.allclose(out.w, 2.0)
+
+
+def test_filter_cond_static_mismatch_error():
+    with pytest.raises(StaticOutputMismatchError, match=r"\[1\].*'a'.*'b'"):
+        jax.jit(
+            lambda p, x: filter_cond(p, lambda x: (x, "a"), lambda x: (x, "b"), x)
+        )(True, jnp.ones(2))
+
+
+def test_filter_cond_structure_mismatch_error():
+    with pytest.raises(StaticOutputMismatchError, match="structure"):
+        filter_cond(
+            jnp.array(True), lambda x: (x, 1), lambda x: (x, 1, 2), jnp.ones(2)
+        )
+
+
+def test_filter_cond_grad_and_vmap():
+    def f(p, x):
+        return filter_cond(p, lambda x: (jnp.sin(x), 1), lambda x: (x**2, 1), x)[0]
+
+    g = jax.grad(lambda x: f(True, x))(0.5)
+    assert jnp.allclose(g, jnp.cos(0.5))
+    out = jax.vmap(f)(jnp.array([True, False]), jnp.array([0.5, 0.5]))
+    assert jnp.allclose(out, jnp.array([jnp.sin(0.5), 0.25]))
+
+
+# ---- split_by_tree ----
+
+
+@pytest.mark.parametrize("typed", [True, False])
+def test_split_by_tree(typed):
+    key = jr.key(0) if typed else jr.PRNGKey(0)
+    tree = {"a": jax.ShapeDtypeStruct((2,), jnp.float32), "b": [jnp.zeros(3), None]}
+    keys = split_by_tree(key, tree)
+    assert jtu.tree_structure(keys) == jtu.tree_structure(tree)
+    leaves = jtu.tree_leaves(keys)
+    assert len(leaves) == 2
+    if typed:
+        assert all(jnp.issubdtype(k.dtype, jax.dtypes.prng_key) and k.shape == () for k in leaves)
+    else:
+        assert all(k.dtype == jnp.uint32 and k.shape == (2,) for k in leaves)
+    samples = jtu.tree_map(lambda k, s: jr.normal(k, s.shape), keys, tree)
+    assert not jnp.allclose(samples["a"][:2], samples["b"][0][:2])
+    # deterministic, and works under jit
+    again = jax.jit(split_by_tree)(key, tree)
+    for k1, k2 in zip(leaves, jtu.tree_leaves(again)):
+        assert jnp.array_equal(jr.key_data(k1) if typed else k1, jr.key_data(k2) if typed else k2)
+
+
+def test_split_by_tree_rejects_batched_key():
+    with pytest.raises(ValueError, match="single"):
+        split_by_tree(jr.split(jr.key(0), 3), [1, 2])
+
+
+# ---- assert_static_unchanged ----
+
+
+class _State(eqx.Module):
+    x: jax.Array
+    step_size: float
+    mode: str = eqx.field(static=True)
+
+
+def test_assert_static_unchanged_ok_under_jit():
+    s = _State(jnp.ones(3), 0.1, "a")
+
+    @eqx.filter_jit
+    def step(s):
+        new = eqx.tree_at(lambda t: t.x, s, s.x + 1)
+        assert_static_unchanged(s, new)
+        return new
+
+    assert jnp.allclose(step(s).x, 2.0)
+
+
+def test_assert_static_unchanged_names_leaf():
+    s = _State(jnp.ones(3), 0.1, "a")
+    with pytest.raises(StaticChangedError, match=r"state\.step_size: 0\.1 became 0\.2"):
+        assert_static_unchanged(s, eqx.tree_at(lambda t: t.step_size, s, 0.2))
+    with pytest.raises(StaticChangedError, match=r"float32\[3\] became float32\[4\]"):
+        assert_static_unchanged(s, eqx.tree_at(lambda t: t.x, s, jnp.ones(4)))
+    assert_static_unchanged(s, eqx.tree_at(lambda t: t.x, s, jnp.ones(4)), check_shapes=False)
+    with pytest.raises(StaticChangedError, match="structure"):
+        assert_static_unchanged(s, _State(jnp.ones(3), 0.1, "b"))
+    with pytest.raises(StaticChangedError, match="array became static"):
+        assert_static_unchanged({"a": jnp.ones(2)}, {"a": 1.0})
