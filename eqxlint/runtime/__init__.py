@@ -15,3 +15,12 @@ from ._static import (
     assert_static_unchanged as assert_static_unchanged,
     StaticChangedError as StaticChangedError,
 )
+from ._check import (
+    check_jvp as check_jvp,
+    check_primitive as check_primitive,
+    check_vjp as check_vjp,
+    check_vmap as check_vmap,
+    CheckFailure as CheckFailure,
+    CheckReport as CheckReport,
+    CheckResult as CheckResult,
+)
