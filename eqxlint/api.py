@@ -1,0 +1,309 @@
+"""The Python API the CLI is a thin layer over.
+
+    from eqxlint import check_paths
+    report = check_paths(["src/"])
+    for d in report.diagnostics: print(d.filename, d.row, d.code, d.message)
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from . import config as config_mod
+from . import engine, fixes
+from .cache import Cache
+from .config import Settings
+from .diagnostics import Diagnostic
+from .files import discover
+
+
+@dataclasses.dataclass
+class CheckReport:
+    diagnostics: list  # final diagnostics (after fixes were applied, what remains)
+    files: int
+    fixed: list  # diagnostics whose fixes were applied (or would be, with diff)
+    errors: list  # internal errors
+    notes: list  # e.g. files LibCST cannot parse although Python can
+    missing: list  # paths given that do not exist
+    diffs: dict  # path -> (old text, new text) when fixes were computed
+    rejected: list  # fixes not written because the result did not re-parse
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.diagnostics else 0
+
+
+def settings_for(paths: Sequence[Path], config_path: Optional[Path] = None, isolated: bool = False) -> Settings:
+    if isolated:
+        return config_mod.Settings(root=Path.cwd().resolve())
+    if config_path is None:
+        start = paths[0] if paths else Path.cwd()
+        config_path = config_mod.find_config(start)
+        root = None
+        if config_path is None:
+            root = _project_root(start)
+        return config_mod.load(config_path, root)
+    return config_mod.load(config_path)
+
+
+def _project_root(start: Path) -> Path:
+    start = start.resolve()
+    if not start.is_dir():
+        start = start.parent
+    for d in [start, *start.parents]:
+        if (d / ".git").exists() or (d / "pyproject.toml").is_file() or (d / "setup.py").is_file():
+            return d
+    return start
+
+
+_MODNAME_CACHE: dict = {}
+
+
+def module_name_for(path: Path) -> tuple[str, bool]:
+    """Dotted module name from the package folders (`__init__.py`) above a file."""
+    p = Path(os.path.abspath(path))
+    is_pkg = p.name == "__init__.py"
+    parts = [] if is_pkg else [p.stem]
+    d = p.parent
+    prefix = _MODNAME_CACHE.get(d)
+    if prefix is None:
+        pkg = []
+        cur = d
+        while (cur / "__init__.py").is_file() and cur.parent != cur:
+            pkg.append(cur.name)
+            cur = cur.parent
+        prefix = ".".join(reversed(pkg))
+        _MODNAME_CACHE[d] = prefix
+    name = ".".join(x for x in [prefix, *parts] if x)
+    return name, is_pkg
+
+
+# ---------------------------------------------------------------------------- workers
+_RUN: Optional[engine.RunConfig] = None
+
+
+def _init_worker(settings: Settings) -> None:
+    global _RUN
+    _RUN = engine.RunConfig(settings)
+
+
+def _lint_chunk(items: list) -> list:
+    out = []
+    for path, data, modname, is_pkg in items:
+        out.append(_lint_one(_RUN, path, data, modname, is_pkg))
+    return out
+
+
+def _lint_one(run, path: str, data: bytes, modname: str, is_pkg: bool) -> engine.FileResult:
+    try:
+        return engine.lint_bytes(data, path, run, modname, is_pkg)
+    except Exception as e:  # never let one file stop the run
+        r = engine.FileResult(path, [], {}, [], [f"internal error on {path}: {type(e).__name__}: {e}"], [])
+        return r
+
+
+def _read(path: Path) -> Optional[bytes]:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except (OSError, ValueError):
+        return None
+
+
+def lint_files(
+    files: Sequence[Path], settings: Settings, run: engine.RunConfig, cache: Cache, jobs: int,
+    notes: list,
+) -> list:
+    """Lint files (through the cache). Unreadable files become notes, not crashes."""
+    results: list = [None] * len(files)
+    todo = []
+    keys = {}
+    for i, path in enumerate(files):
+        if path.suffix == ".ipynb":
+            from . import notebook
+
+            results[i] = notebook.lint_notebook(path, run)
+            continue
+        data = _read(path)
+        if data is None:
+            notes.append(f"{path}: cannot read file; skipped")
+            continue
+        modname, is_pkg = module_name_for(path)
+        key = cache.key(data, str(path), modname)
+        hit = cache.get(key)
+        if hit is not None:
+            results[i] = hit
+            continue
+        keys[i] = key
+        todo.append((i, str(path), data, modname, is_pkg))
+    if todo:
+        if jobs > 1 and len(todo) >= 8:
+            n_chunks = min(len(todo), jobs * 4)
+            chunks = [todo[k::n_chunks] for k in range(n_chunks)]
+            with cf.ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(settings,)) as ex:
+                futures = {ex.submit(_lint_chunk, [t[1:] for t in chunk]): chunk for chunk in chunks}
+                for fut in cf.as_completed(futures):
+                    chunk = futures[fut]
+                    for (i, *_), res in zip(chunk, fut.result()):
+                        results[i] = res
+        else:
+            for i, path, data, modname, is_pkg in todo:
+                results[i] = _lint_one(run, path, data, modname, is_pkg)
+        for i, *_ in todo:
+            cache.put(keys[i], results[i])
+    return [r for r in results if r is not None]
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover
+        return max(1, os.cpu_count() or 1)
+
+
+def check_paths(
+    paths: Iterable = (".",),
+    *,
+    settings: Optional[Settings] = None,
+    config: Optional[Path] = None,
+    fix: bool = False,
+    unsafe_fixes: bool = False,
+    diff: bool = False,
+    jobs: Optional[int] = None,
+    cache: bool = True,
+    force_exclude: bool = False,
+    write: bool = True,
+) -> CheckReport:
+    paths = [Path(p) for p in paths] or [Path(".")]
+    if settings is None:
+        settings = settings_for(paths, config)
+    missing = [str(p) for p in paths if not p.exists()]
+    files = list(discover([p for p in paths if p.exists()], settings, force_exclude=force_exclude))
+    run = engine.RunConfig(settings)
+    jobs = jobs or default_jobs()
+    cache_root = Path(settings.cache_dir)
+    if not cache_root.is_absolute():
+        cache_root = settings.root / cache_root
+    store = Cache(cache_root, settings.fingerprint(), enabled=cache)
+    notes: list = []
+    results = lint_files(files, settings, run, store, jobs, notes)
+    context_results = _project_context(files, settings, run, store, jobs)
+    diags = _finalize(results, context_results, run)
+    report = CheckReport(diags, len(files), [], [], notes, missing, {}, [])
+    for r in results:
+        report.errors.extend(r.errors)
+        report.notes.extend(f"{r.path}: {n}" for n in r.notes)
+    if fix or diff:
+        _apply_fixes(report, results, context_results, run, unsafe_fixes, write=write and not diff)
+    return report
+
+
+def _finalize(results, context_results, run) -> list:
+    if not context_results:
+        return engine.finalize(results, run)
+    wanted = {r.path for r in results}
+    return [d for d in engine.finalize(list(results) + context_results, run) if d.filename in wanted]
+
+
+def _project_context(files, settings, run, store, jobs) -> list:
+    """Facts of the project's other files, for cross-file rules when only some files are linted
+    (the pre-commit case). Reuses the cache; returns their results (used for facts only)."""
+    if settings.config_path is None and not (settings.root / ".git").exists() and not (settings.root / "pyproject.toml").exists():
+        return []
+    checked = {os.path.abspath(f) for f in files}
+    others = [
+        f for f in discover([settings.root], settings)
+        if os.path.abspath(f) not in checked and f.suffix == ".py"
+    ]
+    if not others:
+        return []
+    return lint_files(others, settings, run, store, jobs, [])
+
+
+def _apply_fixes(report: CheckReport, results, context_results, run, unsafe: bool, write: bool) -> None:
+    """Apply fixes file by file: non-overlapping fixes in one pass, re-lint, repeat until
+    nothing applicable is left (at most 10 rounds). A result that does not re-parse is never
+    written."""
+    by_file: dict = {}
+    for d in report.diagnostics:
+        if fixes.applicable(d, unsafe):
+            by_file.setdefault(d.filename, []).append(d)
+    if not by_file:
+        return
+    remaining = [d for d in report.diagnostics if d.filename not in by_file]
+    results_by_path = {r.path: r for r in results}
+    for path, diags in by_file.items():
+        p = Path(path)
+        if p.suffix == ".ipynb":
+            from . import notebook
+
+            final, applied = notebook.fix_notebook(p, diags, run, unsafe, write=write, report=report)
+            report.fixed.extend(applied)
+            remaining.extend(final)
+            continue
+        data = _read(p)
+        if data is None:
+            remaining.extend(diags)
+            continue
+        try:
+            original, encoding = engine.decode(data)
+        except (UnicodeDecodeError, SyntaxError, LookupError):
+            remaining.extend(diags)
+            continue
+        # `decode` returns 'utf-8-sig' for a file with a BOM: writing back with the same
+        # encoding restores it.
+        text = original
+        modname, is_pkg = module_name_for(p)
+        current = diags
+        applied_all = []
+        new_text = text
+        for _ in range(10):
+            candidate, applied = fixes.apply_edits(new_text, current, unsafe)
+            if not applied or candidate == new_text:
+                break
+            if not fixes.reparses(candidate):
+                report.rejected.append(f"{path}: a fix produced code that does not parse; not written")
+                break
+            new_text = candidate
+            applied_all.extend(applied)
+            res = engine.lint_source(new_text, path, run, modname, is_pkg)
+            others = [r for r in results if r.path != path] + list(context_results)
+            current = [d for d in engine.finalize([res] + others, run) if d.filename == path]
+            results_by_path[path] = res
+            if not any(fixes.applicable(d, unsafe) for d in current):
+                break
+        if new_text != text:
+            report.diffs[path] = (text, new_text)
+            report.fixed.extend(applied_all)
+            remaining.extend(current)
+            if write:
+                try:
+                    fixes.write_atomic(p, new_text, encoding)
+                except (OSError, UnicodeEncodeError) as e:
+                    report.rejected.append(f"{path}: could not write fixes: {e}")
+        else:
+            remaining.extend(diags)
+    remaining.sort(key=Diagnostic.sort_key)
+    report.diagnostics = remaining
+
+
+def check_source(source: str, path: str = "<string>", *, settings: Optional[Settings] = None, module_name: str = "") -> list:
+    """Lint one source string (single-file project). Returns the final diagnostics."""
+    settings = settings or Settings(root=Path.cwd())
+    run = engine.RunConfig(settings)
+    res = engine.lint_source(source, path, run, module_name)
+    return engine.finalize([res], run)
+
+
+def _dump(obj) -> str:  # pragma: no cover - debugging aid
+    return json.dumps(obj, indent=2, default=str)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(check_paths(sys.argv[1:]).diagnostics)

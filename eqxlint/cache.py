@@ -1,0 +1,82 @@
+"""Per-file result cache in `.eqxlint_cache/` (ignored by git). Keyed by the file's content hash,
+its module name, the eqxlint version and the effective configuration. Entries are written
+atomically (temp file + rename), so parallel runs never see a half-written entry; an entry that
+does not load or does not match is ignored and rebuilt, never trusted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+from . import __version__
+from .engine import FileResult
+
+FORMAT = 1
+
+
+class Cache:
+    def __init__(self, root: Path, fingerprint: str, enabled: bool = True):
+        self.enabled = enabled
+        self.base = root
+        self.dir = root / f"v{__version__}-{fingerprint}"
+        self._ready = False
+
+    def key(self, data: bytes, path: str, module_name: str) -> str:
+        h = hashlib.sha256(data)
+        h.update(b"\0" + path.encode("utf-8", "surrogatepass") + b"\0" + module_name.encode())
+        return h.hexdigest()
+
+    def get(self, key: str) -> Optional[FileResult]:
+        if not self.enabled:
+            return None
+        try:
+            with open(self.dir / key[:2] / f"{key}.json", "rb") as f:
+                data = json.loads(f.read())
+            if data.get("format") != FORMAT or data.get("version") != __version__ or data.get("key") != key:
+                return None
+            return FileResult.from_json(data["result"])
+        except Exception:
+            return None
+
+    def put(self, key: str, result: FileResult) -> None:
+        if not self.enabled or result.errors:
+            return
+        try:
+            self._prepare()
+            folder = self.dir / key[:2]
+            folder.mkdir(parents=True, exist_ok=True)
+            payload = json.dumps(
+                {"format": FORMAT, "version": __version__, "key": key, "result": result.to_json()}
+            )
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    f.write(payload)
+                os.replace(tmp, folder / f"{key}.json")
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+        except (OSError, TypeError, ValueError):
+            pass  # a read-only or full disk only costs speed
+
+    def _prepare(self) -> None:
+        if self._ready:
+            return
+        self.base.mkdir(parents=True, exist_ok=True)
+        gi = self.base / ".gitignore"
+        if not gi.exists():
+            try:
+                gi.write_text("# Automatically created by eqxlint.\n*\n", encoding="utf-8")
+                (self.base / "CACHEDIR.TAG").write_text(
+                    "Signature: 8a477f597d28d172789f06886806bc55\n", encoding="utf-8"
+                )
+            except OSError:
+                pass
+        self._ready = True

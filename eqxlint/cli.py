@@ -1,0 +1,278 @@
+"""The `eqxlint` command line: a thin layer over `eqxlint.api`, following Ruff's conventions.
+
+Exit codes: 0 no findings, 1 findings remain, 2 usage or configuration error."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from . import __version__
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # usage errors: one line, exit 2
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"eqxlint: error: {message}\n")
+        raise SystemExit(2)
+
+
+def _codes(values: Optional[list]) -> list:
+    out = []
+    for v in values or []:
+        out.extend(x.strip() for x in v.split(",") if x.strip())
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="eqxlint", description="A precise linter for JAX/Equinox code.")
+    p.add_argument("--version", action="version", version=f"eqxlint {__version__}")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    c = sub.add_parser("check", help="Lint files and folders (default: the current folder).")
+    c.add_argument("paths", nargs="*", default=[], help="Files or folders to lint.")
+    c.add_argument("--fix", action="store_true", default=None, help="Apply safe fixes.")
+    c.add_argument("--no-fix", dest="fix", action="store_false")
+    c.add_argument("--unsafe-fixes", action="store_true", help="Also apply (or offer) fixes that may change behaviour.")
+    c.add_argument("--diff", action="store_true", help="Print the fixes as a diff instead of writing them.")
+    c.add_argument("--show-fixes", action="store_true", help="List the fixes that were applied.")
+    c.add_argument("--select", action="append", help="Rule codes or prefixes to enable (e.g. EQX2,EQX401).")
+    c.add_argument("--extend-select", action="append", help="Codes or prefixes to enable in addition.")
+    c.add_argument("--ignore", action="append", help="Codes or prefixes to disable.")
+    c.add_argument("--exclude", action="append", help="Path patterns to exclude (replaces the defaults).")
+    c.add_argument("--extend-exclude", action="append", help="Path patterns to exclude in addition.")
+    c.add_argument("--force-exclude", action="store_true", help="Apply excludes to paths named on the command line too.")
+    c.add_argument("--output-format", choices=("concise", "full", "json", "json-lines", "github", "sarif"), default="concise")
+    c.add_argument("--statistics", action="store_true", help="Print counts per rule instead of findings.")
+    c.add_argument("--exit-zero", action="store_true", help="Exit 0 even when findings remain.")
+    c.add_argument("--exit-non-zero-on-fix", action="store_true", help="Exit 1 if any fix was applied.")
+    c.add_argument("--config", type=Path, help="Use this pyproject.toml / eqxlint.toml.")
+    c.add_argument("--isolated", action="store_true", help="Ignore all configuration files.")
+    c.add_argument("--no-cache", action="store_true", help="Do not read or write the cache.")
+    c.add_argument("--jobs", "-j", type=int, default=None, help="Worker processes (default: all cores).")
+    c.add_argument("--quiet", "-q", action="store_true", help="Print findings only, no summary.")
+    c.add_argument("--add-noqa", action="store_true", help="Add `# noqa: CODE` to every line with findings.")
+    c.add_argument("--baseline", type=Path, help="Report only findings not recorded in this baseline file.")
+    c.add_argument("--write-baseline", type=Path, help="Record today's findings in a baseline file.")
+    c.add_argument("--shard", help="Lint only shard I of N of the files (I/N, 1-based).")
+    c.add_argument("--index-file", type=Path, help="Read cross-file facts from this prebuilt project index.")
+
+    r = sub.add_parser("rule", help="Show a rule's documentation.")
+    r.add_argument("code", nargs="?")
+    r.add_argument("--all", action="store_true", help="List every rule.")
+    r.add_argument("--output-format", choices=("text", "json"), default="text")
+
+    pr = sub.add_parser("primitives", help="Report custom primitives and which rules they have.")
+    pr.add_argument("paths", nargs="*", default=["."])
+    pr.add_argument("--output-format", choices=("text", "json"), default="text")
+    pr.add_argument("--no-cache", action="store_true")
+
+    ix = sub.add_parser("index", help="Build the project index file (for sharded runs).")
+    ix.add_argument("paths", nargs="*", default=["."])
+    ix.add_argument("--output", "-o", type=Path, required=True)
+    ix.add_argument("--no-cache", action="store_true")
+
+    sub.add_parser("server", help="Run the language server over stdio (needs the `lsp` extra).")
+    sub.add_parser("version", help="Print the version.")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .config import ConfigError
+
+    try:
+        if args.command == "check":
+            return cmd_check(args)
+        if args.command == "rule":
+            return cmd_rule(args)
+        if args.command == "primitives":
+            from .primitives_report import cmd_primitives
+
+            return cmd_primitives(args)
+        if args.command == "index":
+            from .sharding import cmd_index
+
+            return cmd_index(args)
+        if args.command == "server":
+            from .lsp import serve
+
+            return serve()
+        if args.command == "version":
+            print(f"eqxlint {__version__}")
+            return 0
+        parser.print_help(sys.stderr)
+        return 2
+    except ConfigError as e:
+        sys.stderr.write(f"eqxlint: error: {e}\n")
+        return 2
+    except KeyboardInterrupt:  # pragma: no cover
+        return 130
+
+
+def _settings(args):
+    from . import api, config
+
+    paths = [Path(p) for p in (args.paths or ["."])]
+    settings = api.settings_for(paths, args.config, isolated=args.isolated)
+    if args.select:
+        settings.select = _codes(args.select)
+    if args.extend_select:
+        settings.extend_select.extend(_codes(args.extend_select))
+    if args.ignore:
+        settings.ignore.extend(_codes(args.ignore))
+    if args.exclude:
+        settings.exclude = _codes(args.exclude)
+    if args.extend_exclude:
+        settings.extend_exclude.extend(_codes(args.extend_exclude))
+    for flag, values in (("--select", args.select), ("--extend-select", args.extend_select), ("--ignore", args.ignore)):
+        for sel in _codes(values):
+            try:
+                from . import registry
+
+                registry.expand_selector(sel)
+            except KeyError:
+                raise config.ConfigError(f"unknown rule selector {sel!r} in `{flag}`") from None
+    return paths, settings
+
+
+def cmd_check(args) -> int:
+    from . import api, reporters
+
+    paths, settings = _settings(args)
+    if args.shard:
+        from .sharding import parse_shard
+
+        parse_shard(args.shard)  # validate early
+    fix = bool(args.fix)
+    report = api.check_paths(
+        paths,
+        settings=settings,
+        fix=fix or args.add_noqa,
+        unsafe_fixes=args.unsafe_fixes,
+        diff=args.diff,
+        jobs=args.jobs,
+        cache=not args.no_cache,
+        force_exclude=args.force_exclude,
+        write=not args.diff,
+    ) if not (args.shard or args.index_file or args.add_noqa) else _special_check(args, paths, settings)
+    for m in report.missing:
+        sys.stderr.write(f"eqxlint: error: {m}: no such file or directory\n")
+    for e in report.errors:
+        sys.stderr.write(f"eqxlint: internal error: {e}\n")
+    for n in report.notes:
+        sys.stderr.write(f"eqxlint: warning: {n}\n")
+    for rj in report.rejected:
+        sys.stderr.write(f"eqxlint: warning: {rj}\n")
+    diags = report.diagnostics
+    if args.write_baseline or args.baseline:
+        from . import baseline
+
+        if args.write_baseline:
+            n = baseline.write(args.write_baseline, diags)
+            if not args.quiet:
+                sys.stderr.write(f"eqxlint: wrote {n} finding(s) to baseline {args.write_baseline}\n")
+            return 0 if not report.missing else 2
+        diags = baseline.filter_new(args.baseline, diags)
+    out = sys.stdout
+    if args.diff:
+        for path, (old, new) in sorted(report.diffs.items()):
+            out.write(
+                "".join(
+                    difflib.unified_diff(
+                        old.splitlines(keepends=True), new.splitlines(keepends=True),
+                        fromfile=path, tofile=path,
+                    )
+                )
+            )
+        n = len(report.fixed)
+        if n:
+            sys.stderr.write(f"Would fix {n} error{'s' if n != 1 else ''}.\n")
+        if report.missing:
+            return 2
+        return 1 if (n and not args.exit_zero) else 0
+    if args.statistics:
+        out.write(reporters.statistics(diags, "json" if args.output_format == "json" else "text", args.unsafe_fixes))
+    elif args.quiet and args.output_format in ("concise", "full"):
+        for d in diags:
+            out.write(reporters.render([d], args.output_format, unsafe_fixes=args.unsafe_fixes).splitlines()[0] + "\n")
+    else:
+        out.write(
+            reporters.render(
+                diags, args.output_format, unsafe_fixes=args.unsafe_fixes,
+                show_fixes=args.show_fixes, fixed=report.fixed, files=report.files,
+            )
+        )
+    if report.missing:
+        return 2
+    if args.exit_zero:
+        return 0
+    if args.exit_non_zero_on_fix and report.fixed:
+        return 1
+    return 1 if diags else 0
+
+
+def _special_check(args, paths, settings):
+    if args.add_noqa:
+        from .noqa_writer import add_noqa
+
+        return add_noqa(paths, settings, jobs=args.jobs, cache=not args.no_cache)
+    from .sharding import sharded_check
+
+    return sharded_check(
+        paths, settings, shard=args.shard, index_file=args.index_file, fix=bool(args.fix),
+        unsafe_fixes=args.unsafe_fixes, jobs=args.jobs, cache=not args.no_cache,
+        force_exclude=args.force_exclude,
+    )
+
+
+def cmd_rule(args) -> int:
+    from . import catalogue, registry
+
+    docs = catalogue.load_all()
+    rules = registry.all_rules()
+    if args.all or not args.code:
+        rows = []
+        for code in registry.all_codes():
+            doc = docs.get(code)
+            if doc is None:
+                continue
+            rows.append(
+                {
+                    "code": code, "name": doc.name, "severity": doc.severity, "fix": doc.fix,
+                    "fix_safety": doc.fix_safety, "default": doc.default,
+                    "implemented": code in rules or code in registry.ENGINE_CODES,
+                    "summary": doc.summary,
+                }
+            )
+        if args.output_format == "json":
+            print(json.dumps(rows, indent=2))
+        else:
+            print(f"{'code':<7}  {'name':<32}  {'severity':<8}  fix")
+            for r in rows:
+                fix = {"always": "yes", "sometimes": "sometimes", "never": "-"}.get(r["fix"], r["fix"])
+                print(f"{r['code']:<7}  {r['name']:<32}  {r['severity']:<8}  {fix}")
+        return 0
+    code = args.code.upper()
+    doc = docs.get(code)
+    if doc is None:
+        sys.stderr.write(f"eqxlint: error: unknown rule code {args.code!r}\n")
+        return 2
+    if args.output_format == "json":
+        print(json.dumps({"code": doc.code, "name": doc.name, "severity": doc.severity, "fix": doc.fix,
+                          "seed": doc.seed, "url": doc.url, "explanation": doc.body}, indent=2))
+    else:
+        print(f"# {doc.code} {doc.name} ({doc.severity})\n")
+        if doc.seed:
+            print(f"Seed rule: {doc.seed}\n")
+        print(doc.body)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

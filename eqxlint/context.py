@@ -1,0 +1,600 @@
+"""The per-file semantic context every rule shares.
+
+Built once per file from the walker's event list (no second traversal): import aliases, a scope
+tree (module, classes, functions, lambdas), which scopes JAX traces and why, which scopes are
+custom-AD rules, and which classes are Equinox Modules.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Iterable, Optional
+
+import libcst as cst
+
+from . import semantics as S
+
+_BUILTINS = frozenset(dir(builtins))
+
+
+class TraceSite:
+    """Why a scope is traced: a transform applied by decorator or call, or a traced caller."""
+
+    __slots__ = ("kind", "qualname", "node", "via")
+
+    def __init__(self, kind: str, qualname: str, node, via=None):
+        self.kind = kind  # "decorator" | "call" | "callee" | "nested" | "rule"
+        self.qualname = qualname
+        self.node = node  # the Decorator / Call node (for kwargs such as static_argnums)
+        self.via = via  # the calling Scope for "callee"/"nested"
+
+    def keyword(self, name: str) -> Optional[cst.BaseExpression]:
+        call = self.node
+        if isinstance(call, cst.Decorator):
+            call = call.decorator
+        if isinstance(call, cst.Call):
+            for arg in call.args:
+                if arg.keyword is not None and arg.keyword.value == name:
+                    return arg.value
+        return None
+
+
+class Scope:
+    __slots__ = (
+        "node", "kind", "name", "parent", "cls", "children", "defs", "calls", "traced",
+        "sites", "host", "ad_rule", "params", "info",
+    )
+
+    def __init__(self, node, kind: str, name: Optional[str], parent: Optional["Scope"]):
+        self.node = node
+        self.kind = kind  # "module" | "class" | "function" | "lambda"
+        self.name = name
+        self.parent = parent
+        # The class a function is a method of.
+        self.cls: Optional[Scope] = parent if parent is not None and parent.kind == "class" else None
+        self.children: list[Scope] = []
+        self.defs: dict[str, list[Scope]] = {}
+        self.calls: list[cst.Call] = []
+        self.traced = False
+        self.sites: list[TraceSite] = []
+        self.host = False
+        self.ad_rule: Optional[str] = None  # "jvp" | "vjp" | "transpose" | "batching" | "lowering"
+        self.params: tuple[str, ...] = ()
+        self.info: dict = {}  # per-rule scratch space
+
+    @property
+    def function(self) -> Optional["Scope"]:
+        """The nearest enclosing function or lambda scope (self included)."""
+        s: Optional[Scope] = self
+        while s is not None and s.kind not in ("function", "lambda"):
+            s = s.parent
+        return s
+
+    def in_ad_rule(self) -> Optional[str]:
+        s: Optional[Scope] = self
+        while s is not None:
+            if s.ad_rule:
+                return s.ad_rule
+            s = s.parent
+        return None
+
+    def lookup_def(self, name: str) -> list["Scope"]:
+        """Function/class definitions visible under `name` from this scope (Python's rules:
+        class bodies are not enclosing scopes for their methods)."""
+        s: Optional[Scope] = self
+        first = True
+        while s is not None:
+            if s.kind != "class" or first:
+                found = s.defs.get(name)
+                if found:
+                    return found
+            first = False
+            s = s.parent
+        return []
+
+    def __repr__(self):  # pragma: no cover
+        return f"<Scope {self.kind} {self.name} traced={self.traced}>"
+
+
+def _param_names(params: cst.Parameters) -> tuple[str, ...]:
+    names = [p.name.value for p in params.posonly_params]
+    names += [p.name.value for p in params.params]
+    if isinstance(params.star_arg, cst.Param):
+        names.append(params.star_arg.name.value)
+    names += [p.name.value for p in params.kwonly_params]
+    if params.star_kwarg is not None:
+        names.append(params.star_kwarg.name.value)
+    return tuple(names)
+
+
+def dotted(expr) -> Optional[str]:
+    """`a.b.c` for a Name/Attribute chain, else None (no alias resolution)."""
+    parts = []
+    while isinstance(expr, cst.Attribute):
+        parts.append(expr.attr.value)
+        expr = expr.value
+    if isinstance(expr, cst.Name):
+        parts.append(expr.value)
+        return ".".join(reversed(parts))
+    return None
+
+
+def canonical(qualname: str) -> str:
+    parts = qualname.split(".")
+    for i in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:i])
+        repl = S.CANONICAL_PREFIXES.get(prefix)
+        if repl is not None:
+            qualname = ".".join([repl] + parts[i:])
+            break
+    return S.CANONICAL_NAMES.get(qualname, qualname)
+
+
+CONTEXT_TYPES = frozenset(
+    {
+        cst.Module, cst.FunctionDef, cst.Lambda, cst.ClassDef, cst.Call, cst.Import,
+        cst.ImportFrom, cst.Assign,
+    }
+)
+SCOPE_TYPES = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
+
+
+class FileContext:
+    """Semantic facts about one file, shared by all rules."""
+
+    def __init__(
+        self,
+        module: cst.Module,
+        source: str,
+        path: str,
+        module_name: str,
+        *,
+        is_package: bool = False,
+        transforms: Optional[dict] = None,
+        solvers: frozenset = S.SOLVERS,
+        known_module_classes: Iterable[str] = (),
+        options: Optional[dict] = None,
+    ):
+        self.module = module
+        self.source = source
+        self.path = path
+        self.module_name = module_name
+        self.is_package = is_package
+        self.transforms = transforms if transforms is not None else S.TRANSFORMS
+        self.solvers = solvers
+        self.options = options or {}
+        self.aliases: dict[str, str] = {}
+        self.module_scope = Scope(module, "module", None, None)
+        self.scope_of: dict[int, Scope] = {}
+        self.scopes: list[Scope] = []
+        self.calls: list[tuple[cst.Call, Scope]] = []
+        self.assigns: list[tuple[cst.Assign, Scope]] = []
+        self.classes: dict[str, Scope] = {}  # module-level and nested classes by name
+        self.external_module_classes = set(known_module_classes)
+        self.module_classes: set[int] = set()  # id(ClassDef) of Module classes
+        self.unresolved_bases: dict[int, list[str]] = {}
+        self._lines: Optional[list[str]] = None
+        # Replay state, maintained by the engine while rules run.
+        self.scope: Scope = self.module_scope
+        self.stack: list[cst.CSTNode] = []
+        self._positions = None
+        self._ws_positions = None
+        self.diagnostics: list = []
+        self.facts: dict = {}
+
+    # ------------------------------------------------------------------ building
+    def build(self, events: list) -> None:
+        cur = self.module_scope
+        stack = [cur]
+        for node, leave in events:
+            tp = type(node)
+            if leave:
+                if tp in (cst.FunctionDef, cst.Lambda, cst.ClassDef):
+                    stack.pop()
+                    cur = stack[-1]
+                continue
+            if tp is cst.Call:
+                self.calls.append((node, cur))
+                cur.calls.append(node)
+            elif tp is cst.FunctionDef:
+                s = Scope(node, "function", node.name.value, cur)
+                s.params = _param_names(node.params)
+                cur.defs.setdefault(s.name, []).append(s)
+                self._push(s, cur)
+                stack.append(s)
+                cur = s
+            elif tp is cst.Lambda:
+                s = Scope(node, "lambda", None, cur)
+                s.params = _param_names(node.params)
+                self._push(s, cur)
+                stack.append(s)
+                cur = s
+            elif tp is cst.ClassDef:
+                s = Scope(node, "class", node.name.value, cur)
+                cur.defs.setdefault(s.name, []).append(s)
+                self.classes.setdefault(s.name, s)
+                self._push(s, cur)
+                stack.append(s)
+                cur = s
+            elif tp is cst.Import:
+                self._add_import(node)
+            elif tp is cst.ImportFrom:
+                self._add_import_from(node)
+            elif tp is cst.Assign:
+                self.assigns.append((node, cur))
+        self._compute_module_classes()
+        self._compute_traced()
+
+    def _push(self, s: Scope, parent: Scope) -> None:
+        parent.children.append(s)
+        self.scope_of[id(s.node)] = s
+        self.scopes.append(s)
+
+    def _add_import(self, node: cst.Import) -> None:
+        for alias in node.names:
+            full = dotted(alias.name)
+            if full is None:
+                continue
+            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                self.aliases[alias.asname.name.value] = canonical(full)
+            else:
+                top = full.split(".")[0]
+                self.aliases[top] = top
+
+    def _resolve_relative(self, node: cst.ImportFrom) -> Optional[str]:
+        mod = dotted(node.module) if node.module is not None else None
+        level = len(node.relative)
+        if level == 0:
+            return mod
+        parts = self.module_name.split(".") if self.module_name else []
+        if not self.is_package:
+            parts = parts[:-1]
+        if level > 1:
+            parts = parts[: len(parts) - (level - 1)] if level - 1 <= len(parts) else []
+        base = ".".join(parts)
+        if mod:
+            return f"{base}.{mod}" if base else mod
+        return base or None
+
+    def _add_import_from(self, node: cst.ImportFrom) -> None:
+        if isinstance(node.names, cst.ImportStar):
+            return
+        base = self._resolve_relative(node)
+        if base is None:
+            return
+        for alias in node.names:
+            if not isinstance(alias.name, cst.Name):
+                continue
+            name = alias.name.value
+            bound = name
+            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                bound = alias.asname.name.value
+            self.aliases[bound] = canonical(f"{base}.{name}")
+
+    # ------------------------------------------------------------------ names
+    def qualname(self, expr) -> Optional[str]:
+        """Canonical qualified name of a Name/Attribute chain, through import aliases.
+        Module-level definitions resolve to `<this module>.<name>`; builtins to their name."""
+        parts = []
+        while isinstance(expr, cst.Attribute):
+            parts.append(expr.attr.value)
+            expr = expr.value
+        if not isinstance(expr, cst.Name):
+            return None
+        head = expr.value
+        base = self.aliases.get(head)
+        if base is None:
+            if head in self.module_scope.defs:
+                base = f"{self.module_name}.{head}" if self.module_name else head
+            elif head in _BUILTINS:
+                base = head
+            else:
+                return None
+        if parts:
+            return canonical(base + "." + ".".join(reversed(parts)))
+        return base
+
+    def imports_module(self, prefix: str) -> bool:
+        return any(v == prefix or v.startswith(prefix + ".") for v in self.aliases.values())
+
+    def alias_for(self, qualname: str) -> Optional[str]:
+        """The local name under which a module is imported (`equinox` -> `eqx`)."""
+        for local, full in self.aliases.items():
+            if full == qualname:
+                return local
+        return None
+
+    # ------------------------------------------------------------------ functions
+    def resolve_functions(self, expr, scope: Scope) -> list[Scope]:
+        """Scopes of the functions an expression passed as a callable refers to."""
+        if isinstance(expr, cst.Lambda):
+            s = self.scope_of.get(id(expr))
+            return [s] if s is not None else []
+        if isinstance(expr, cst.Name):
+            return [d for d in scope.lookup_def(expr.value) if d.kind == "function"]
+        if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name):
+            owner = expr.value.value
+            fn = scope.function
+            cls = fn.cls if fn is not None else None
+            if owner in ("self", "cls") and cls is not None:
+                return [d for d in cls.defs.get(expr.attr.value, []) if d.kind == "function"]
+            klass = self.classes.get(owner)
+            if klass is not None:
+                return [d for d in klass.defs.get(expr.attr.value, []) if d.kind == "function"]
+            return []
+        if isinstance(expr, cst.Call) and expr.args:
+            qn = self.qualname(expr.func)
+            if qn in ("functools.partial", "partial"):
+                return self.resolve_functions(expr.args[0].value, scope)
+        return []
+
+    def function_args(self, call: cst.Call, spec: tuple) -> list[cst.BaseExpression]:
+        """Arguments of `call` at the (position, keyword) pairs of a transform spec; a list or
+        tuple literal (lax.switch branches) contributes its elements."""
+        out = []
+        positional = [a for a in call.args if a.keyword is None and not a.star]
+        for pos, kw in spec:
+            val = None
+            if pos < len(positional):
+                val = positional[pos].value
+            else:
+                for a in call.args:
+                    if a.keyword is not None and a.keyword.value == kw:
+                        val = a.value
+            if val is None:
+                continue
+            if isinstance(val, (cst.List, cst.Tuple)):
+                out.extend(e.value for e in val.elements if isinstance(e, cst.Element))
+            else:
+                out.append(val)
+        return out
+
+    def _compute_traced(self) -> None:
+        work: list[Scope] = []
+
+        def mark(scope: Scope, site: TraceSite) -> None:
+            scope.sites.append(site)
+            if not scope.traced:
+                scope.traced = True
+                work.append(scope)
+
+        transforms = self.transforms
+        # Decorators.
+        for scope in self.scopes:
+            if scope.kind != "function":
+                continue
+            for dec in scope.node.decorators:
+                expr = dec.decorator
+                if isinstance(expr, cst.Call):
+                    qn = self.qualname(expr.func)
+                    if qn in ("functools.partial", "partial") and expr.args:
+                        inner = self.qualname(expr.args[0].value)
+                        if inner in transforms:
+                            mark(scope, TraceSite("decorator", inner, dec))
+                        elif inner in S.EQXI_RULE_DECORATORS:
+                            scope.ad_rule = S.EQXI_RULE_DECORATORS[inner]
+                            mark(scope, TraceSite("rule", inner, dec))
+                    elif qn in transforms:
+                        mark(scope, TraceSite("decorator", qn, dec))
+                    continue
+                qn = self.qualname(expr)
+                if qn in transforms:
+                    mark(scope, TraceSite("decorator", qn, dec))
+                elif qn in S.EQXI_RULE_DECORATORS:
+                    scope.ad_rule = S.EQXI_RULE_DECORATORS[qn]
+                    mark(scope, TraceSite("rule", qn, dec))
+                elif isinstance(expr, cst.Attribute) and expr.attr.value in S.CUSTOM_RULE_METHODS:
+                    scope.ad_rule = S.CUSTOM_RULE_METHODS[expr.attr.value]
+                    mark(scope, TraceSite("rule", expr.attr.value, dec))
+        # Calls.
+        for call, scope in self.calls:
+            func = call.func
+            qn = self.qualname(func)
+            if qn is not None:
+                spec = transforms.get(qn)
+                if spec is not None:
+                    for arg in self.function_args(call, spec):
+                        for target in self.resolve_functions(arg, scope):
+                            mark(target, TraceSite("call", qn, call))
+                    continue
+                if qn in S.HOST_CALLBACKS:
+                    if call.args:
+                        for target in self.resolve_functions(call.args[0].value, scope):
+                            target.host = True
+                    continue
+                rule = S.RULE_FUNCTION_ARGS.get(qn)
+                if rule is not None:
+                    kind, sl = rule
+                    for arg in [a for a in call.args if a.keyword is None][sl]:
+                        for target in self.resolve_functions(arg.value, scope):
+                            target.ad_rule = target.ad_rule or kind
+                            mark(target, TraceSite("rule", qn, call))
+                    continue
+                if qn in S.EQXI_RULE_DECORATORS and call.args:
+                    for target in self.resolve_functions(call.args[0].value, scope):
+                        target.ad_rule = target.ad_rule or S.EQXI_RULE_DECORATORS[qn]
+                        mark(target, TraceSite("rule", qn, call))
+                    continue
+            if isinstance(func, cst.Attribute) and func.attr.value in S.CUSTOM_RULE_METHODS:
+                kind = S.CUSTOM_RULE_METHODS[func.attr.value]
+                for arg in call.args:
+                    if arg.keyword is None and not arg.star:
+                        for target in self.resolve_functions(arg.value, scope):
+                            target.ad_rule = target.ad_rule or kind
+                            mark(target, TraceSite("rule", func.attr.value, call))
+        # Assignments into rule tables: ad.primitive_jvps[p] = rule.
+        for assign, scope in self.assigns:
+            for target in assign.targets:
+                t = target.target
+                if isinstance(t, cst.Subscript):
+                    kind = S.REGISTRATION_TABLES.get(self.qualname(t.value) or "")
+                    if kind is not None:
+                        for fn in self._rule_value_functions(assign.value, scope):
+                            fn.ad_rule = fn.ad_rule or kind
+                            mark(fn, TraceSite("rule", kind, assign))
+        # Propagation: nested functions and same-module callees of traced scopes are traced.
+        while work:
+            s = work.pop()
+            for child in s.children:
+                if child.kind in ("function", "lambda") and not child.host:
+                    mark(child, TraceSite("nested", "", None, s))
+            for call in s.calls:
+                for target in self.resolve_functions(call.func, s):
+                    if target is not s:
+                        if s.in_ad_rule() and not target.ad_rule:
+                            target.ad_rule = s.in_ad_rule()
+                        mark(target, TraceSite("callee", "", call, s))
+
+    def _rule_value_functions(self, expr, scope: Scope) -> list[Scope]:
+        fns = self.resolve_functions(expr, scope)
+        if fns:
+            return fns
+        if isinstance(expr, cst.Call):
+            # eqxi.filter_primitive_jvp(f), partial(f, ...), wrappers(f)
+            out = []
+            for arg in expr.args:
+                out.extend(self.resolve_functions(arg.value, scope))
+            return out
+        return []
+
+    # ------------------------------------------------------------------ Modules
+    def _compute_module_classes(self) -> None:
+        changed = True
+        infos = [s for s in self.scopes if s.kind == "class"]
+        bases_of: dict[int, list] = {}
+        for s in infos:
+            quals = []
+            for b in s.node.bases:
+                if b.keyword is not None:
+                    continue
+                val = b.value
+                if isinstance(val, cst.Subscript):  # Generic[...], Base[T]
+                    val = val.value
+                quals.append((val, self.qualname(val)))
+            bases_of[id(s.node)] = quals
+        while changed:
+            changed = False
+            for s in infos:
+                key = id(s.node)
+                if key in self.module_classes:
+                    continue
+                for val, qn in bases_of[key]:
+                    if self._is_module_base(val, qn, s):
+                        self.module_classes.add(key)
+                        changed = True
+                        break
+        for s in infos:
+            key = id(s.node)
+            if key not in self.module_classes:
+                unresolved = [
+                    qn for _, qn in bases_of[key]
+                    if qn and not qn.startswith(("jax.", "equinox.", "typing.", "abc.", "builtins"))
+                    and qn not in _BUILTINS and "." in qn
+                ]
+                if unresolved:
+                    self.unresolved_bases[key] = unresolved
+
+    def _is_module_base(self, val, qn: Optional[str], scope: Scope) -> bool:
+        if qn is not None:
+            if qn in S.MODULE_BASES or qn.startswith(S.EQX_NN_PREFIX):
+                return True
+            if qn in self.external_module_classes:
+                return True
+        if isinstance(val, cst.Name):
+            for d in scope.parent.lookup_def(val.value) if scope.parent else []:
+                if d.kind == "class" and id(d.node) in self.module_classes:
+                    return True
+        return False
+
+    def is_module_class(self, scope: Scope) -> bool:
+        return id(scope.node) in self.module_classes
+
+    def module_type(self, annotation) -> Optional[str]:
+        """If a type annotation names an Equinox Module class, return its name; handles
+        `X`, `"X"`, `Optional[X]`, `X | None`, `eqx.Module`, `eqx.nn.Linear`. Returns the
+        qualified name prefixed with '?' when the class is a project import whose Module-ness
+        only the project index can decide."""
+        if annotation is None:
+            return None
+        if isinstance(annotation, cst.Annotation):
+            annotation = annotation.annotation
+        if isinstance(annotation, cst.SimpleString):
+            text = annotation.evaluated_value
+            if isinstance(text, str) and text.replace(".", "").replace("_", "").isalnum():
+                try:
+                    annotation = cst.parse_expression(text)
+                except Exception:
+                    return None
+            else:
+                return None
+        if isinstance(annotation, cst.BinaryOperation):  # X | None
+            return self.module_type(annotation.left) or self.module_type(annotation.right)
+        if isinstance(annotation, cst.Subscript):
+            qn = self.qualname(annotation.value)
+            if qn in ("typing.Optional", "typing.Union", "Optional", "Union"):
+                for el in annotation.slice:
+                    if isinstance(el.slice, cst.Index):
+                        found = self.module_type(el.slice.value)
+                        if found:
+                            return found
+            return None
+        qn = self.qualname(annotation)
+        if qn is not None and (qn in S.MODULE_BASES or qn.startswith(S.EQX_NN_PREFIX)):
+            return qn
+        if qn is not None and qn in self.external_module_classes:
+            return qn
+        if isinstance(annotation, cst.Name):
+            for d in self.module_scope.lookup_def(annotation.value):
+                if d.kind == "class":
+                    return d.name if id(d.node) in self.module_classes else None
+            if qn is not None and "." in qn and not qn.startswith(("jax", "numpy", "typing")):
+                return "?" + qn
+        return None
+
+    # ------------------------------------------------------------------ replay helpers
+    @property
+    def function(self) -> Optional[Scope]:
+        return self.scope.function
+
+    def in_traced(self) -> bool:
+        fn = self.scope.function
+        return fn is not None and fn.traced
+
+    @property
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            self._lines = self.source.splitlines()
+        return self._lines
+
+    def code(self, node: cst.CSTNode) -> str:
+        return self.module.code_for_node(node)
+
+    def position(self, node: cst.CSTNode):
+        """(row, col, end_row, end_col), 1-based rows and 0-based columns. Computed lazily for
+        the whole file the first time any node's position is needed."""
+        if self._positions is None:
+            from libcst.metadata import MetadataWrapper, PositionProvider
+
+            wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
+            self._positions = wrapper.resolve(PositionProvider)
+        rng = self._positions.get(node)
+        if rng is None:
+            return None
+        return rng.start.line, rng.start.column, rng.end.line, rng.end.column
+
+    def whitespace_range(self, node: cst.CSTNode):
+        if self._ws_positions is None:
+            from libcst.metadata import MetadataWrapper, WhitespaceInclusivePositionProvider
+
+            wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
+            self._ws_positions = wrapper.resolve(WhitespaceInclusivePositionProvider)
+        rng = self._ws_positions.get(node)
+        if rng is None:
+            return None
+        return rng.start.line, rng.start.column, rng.end.line, rng.end.column
+
+    def line_comment(self, row: int) -> str:
+        """The text of a source line (1-based), for comment markers such as
+        `# eqxlint: nondifferentiable`."""
+        lines = self.lines
+        return lines[row - 1] if 0 < row <= len(lines) else ""

@@ -1,0 +1,66 @@
+"""The values the engine produces: diagnostics, fixes and text edits."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+# Fix applicability, as Ruff names it.
+SAFE = "safe"
+UNSAFE = "unsafe"
+
+
+@dataclasses.dataclass(frozen=True)
+class Edit:
+    """Replace the characters [start, end) of the file's text (character offsets) by `content`."""
+
+    start: int
+    end: int
+    content: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Fix:
+    message: str
+    applicability: str  # SAFE or UNSAFE
+    edits: tuple[Edit, ...]
+
+
+@dataclasses.dataclass
+class Diagnostic:
+    code: str
+    message: str
+    filename: str
+    row: int  # 1-based
+    column: int  # 1-based, in characters
+    end_row: int
+    end_column: int
+    severity: str = "warning"
+    fix: Optional[Fix] = None
+    noqa_row: Optional[int] = None
+    cell: Optional[int] = None  # 1-based notebook cell, when linting a notebook
+    # Cross-file condition; the finding only stands if the project index satisfies it.
+    requires: Optional[tuple] = None
+    # Stable fingerprint inputs for baselines: enclosing function and normalised line text.
+    context: str = ""
+    line_text: str = ""
+
+    def sort_key(self):
+        return (self.filename, self.cell or 0, self.row, self.column, self.code)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Diagnostic":
+        data = dict(data)
+        fix = data.get("fix")
+        if fix is not None:
+            data["fix"] = Fix(
+                message=fix["message"],
+                applicability=fix["applicability"],
+                edits=tuple(Edit(**e) for e in fix["edits"]),
+            )
+        if data.get("requires") is not None:
+            data["requires"] = tuple(data["requires"])
+        return cls(**data)

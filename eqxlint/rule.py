@@ -1,0 +1,69 @@
+"""The base classes a rule module subclasses.
+
+A rule is one module in `eqxlint/checks/` holding one `Rule` subclass with a `code`, plus its
+catalogue entry `rules/<code>.md` (name, severity, docs, valid/invalid examples). Handlers are
+methods named after LibCST node types: `visit_Call(self, node)`, `leave_FunctionDef(self, node)`;
+`end_file(self)` runs after the file's last node. Nothing else needs editing to add a rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar, Optional, Sequence, Union
+
+import libcst as cst
+
+from .diagnostics import SAFE, UNSAFE  # noqa: F401  (re-exported for rule modules)
+
+
+@dataclasses.dataclass
+class RuleFix:
+    """A fix as a rule describes it: node replacements plus imports the new code needs."""
+
+    message: str
+    applicability: str = SAFE
+    # (old node, new node or replacement source text)
+    replacements: Sequence[tuple[cst.CSTNode, Union[cst.CSTNode, str]]] = ()
+    # (module, alias) pairs, e.g. ("equinox", "eqx") -> `import equinox as eqx` when missing.
+    imports: Sequence[tuple[str, Optional[str]]] = ()
+
+
+class Rule:
+    """A per-file rule. Subclasses set `code` and define `visit_*`/`leave_*` handlers."""
+
+    code: ClassVar[str] = ""
+    # Options read from `[tool.eqxlint.<code>]`, with their defaults.
+    options: ClassVar[dict] = {}
+
+    def __init__(self, ctx, options: Optional[dict] = None):
+        self.ctx = ctx
+        self.opts = dict(self.options)
+        if options:
+            self.opts.update(options)
+
+    def report(
+        self,
+        node: cst.CSTNode,
+        message: str,
+        *,
+        fix: Optional[RuleFix] = None,
+        requires: Optional[tuple] = None,
+    ) -> None:
+        self.ctx.report(self.code, node, message, fix=fix, requires=requires)
+
+    def end_file(self) -> None:  # pragma: no cover - default
+        pass
+
+
+class ProjectRule:
+    """A rule decided on the whole project's index (cross-file facts), not one file.
+
+    `check_project(index)` returns `(path, fact_location, message)` triples; locations come from
+    the facts the engine extracted when it linted each file."""
+
+    code: ClassVar[str] = ""
+    options: ClassVar[dict] = {}
+
+    @classmethod
+    def check_project(cls, index, options: dict) -> list:  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,219 @@
+"""What eqxlint knows about JAX and Equinox APIs: qualified names, never imports.
+
+Every table maps a canonical qualified name (after import aliases and re-export paths are
+resolved) to what the engine or rules need to know about it.
+"""
+
+from __future__ import annotations
+
+# Re-export paths that name the same object. Resolution replaces the longest matching prefix.
+CANONICAL_PREFIXES = {
+    "jax._src.api": "jax",
+    "jax.api": "jax",
+    "jax._src.lax.lax": "jax.lax",
+    "jax._src.lax.control_flow": "jax.lax",
+    "jax._src.lax.control_flow.loops": "jax.lax",
+    "jax._src.lax.control_flow.conditionals": "jax.lax",
+    "jax._src.random": "jax.random",
+    "jax._src.core": "jax.core",
+    "jax.extend.core": "jax.core",
+    "jax._src.interpreters.ad": "jax.interpreters.ad",
+    "jax._src.interpreters.batching": "jax.interpreters.batching",
+    "jax._src.interpreters.mlir": "jax.interpreters.mlir",
+    "jax._src.ad_checkpoint": "jax",
+    "jax.ad_checkpoint": "jax",
+    "jax._src.custom_derivatives": "jax",
+    "jax.custom_derivatives": "jax",
+    "jax.experimental.pjit": "jax",
+    "jax.experimental.shard_map": "jax",
+    "jax._src.debugging": "jax.debug",
+    "jax.experimental.host_callback": "jax.experimental.host_callback",
+    "equinox._jit": "equinox",
+    "equinox._vmap_pmap": "equinox",
+    "equinox._ad": "equinox",
+    "equinox._module": "equinox",
+    "equinox._eval_shape": "equinox",
+    "equinox._callback": "equinox",
+    "equinox._errors": "equinox",
+    "equinox._filters": "equinox",
+    "equinox._shard_map": "equinox",
+    "equinox._closure_conversion": "equinox",
+    "equinox._enum": "equinox",
+    "equinox.internal._loop": "equinox.internal",
+    "equinox.internal._loop.loop": "equinox.internal",
+    "equinox.internal._primitive": "equinox.internal",
+    "equinox.internal._nontraceable": "equinox.internal",
+    "jax.experimental.checkify": "jax.experimental.checkify",
+    "pjit": "jax.jit",
+}
+# Single names that are renamed (after prefix canonicalisation).
+CANONICAL_NAMES = {
+    "jax.pjit": "jax.jit",
+    "jax.remat": "jax.checkpoint",
+    "jax.core.Primitive": "jax.core.Primitive",
+    "jax.experimental.shard_map": "jax.shard_map",
+    "equinox.internal.scan": "equinox.internal.scan",
+    "equinox.Module": "equinox.Module",
+}
+
+JIT = frozenset({"jax.jit", "equinox.filter_jit"})
+RAW_JIT = frozenset({"jax.jit"})
+
+# Transforms whose function arguments JAX traces: qualname -> ((position, keyword), ...).
+_F0 = ((0, "fun"),)
+TRANSFORMS: dict[str, tuple] = {
+    "jax.jit": _F0,
+    "jax.pmap": _F0,
+    "jax.vmap": _F0,
+    "jax.grad": _F0,
+    "jax.value_and_grad": _F0,
+    "jax.jacfwd": _F0,
+    "jax.jacrev": _F0,
+    "jax.jacobian": _F0,
+    "jax.hessian": _F0,
+    "jax.jvp": _F0,
+    "jax.vjp": _F0,
+    "jax.linearize": _F0,
+    "jax.checkpoint": _F0,
+    "jax.eval_shape": _F0,
+    "jax.make_jaxpr": _F0,
+    "jax.named_call": _F0,
+    "jax.shard_map": ((0, "f"),),
+    "jax.xmap": _F0,
+    "jax.lax.scan": ((0, "f"),),
+    "jax.lax.map": ((0, "f"),),
+    "jax.lax.associative_scan": ((0, "fn"),),
+    "jax.lax.while_loop": ((0, "cond_fun"), (1, "body_fun")),
+    "jax.lax.fori_loop": ((2, "body_fun"),),
+    "jax.lax.cond": ((1, "true_fun"), (2, "false_fun")),
+    "jax.lax.switch": ((1, "branches"),),
+    "jax.lax.custom_root": ((0, "f"), (2, "solve"), (3, "tangent_solve")),
+    "jax.lax.custom_linear_solve": ((0, "matvec"), (2, "solve"), (3, "transpose_solve")),
+    "jax.experimental.checkify.checkify": _F0,
+    "equinox.filter_jit": _F0,
+    "equinox.filter_vmap": _F0,
+    "equinox.filter_pmap": _F0,
+    "equinox.filter_grad": _F0,
+    "equinox.filter_value_and_grad": _F0,
+    "equinox.filter_jvp": _F0,
+    "equinox.filter_vjp": _F0,
+    "equinox.filter_jacfwd": _F0,
+    "equinox.filter_jacrev": _F0,
+    "equinox.filter_hessian": _F0,
+    "equinox.filter_checkpoint": _F0,
+    "equinox.filter_eval_shape": _F0,
+    "equinox.filter_make_jaxpr": _F0,
+    "equinox.filter_shard_map": _F0,
+    "equinox.filter_closure_convert": _F0,
+    "equinox.internal.while_loop": ((0, "cond_fun"), (1, "body_fun")),
+    "equinox.internal.scan": ((0, "f"),),
+    "equinox.internal.filter_vmap": _F0,
+}
+
+# Reverse-mode differentiation entry points (EQX205, EQX208).
+REVERSE_AD = frozenset(
+    {
+        "jax.grad", "jax.value_and_grad", "jax.vjp", "jax.jacrev", "jax.hessian",
+        "equinox.filter_grad", "equinox.filter_value_and_grad", "equinox.filter_vjp",
+        "equinox.filter_jacrev", "equinox.filter_hessian",
+    }
+)
+
+# Functions run on the host with concrete values: their bodies are not traced.
+HOST_CALLBACKS = frozenset(
+    {
+        "jax.pure_callback", "jax.debug.callback", "jax.experimental.io_callback",
+        "jax.experimental.host_callback.call", "jax.experimental.host_callback.id_tap",
+        "jax.experimental.host_callback.id_print", "equinox.filter_pure_callback",
+        "jax.lax.stop_gradient",
+    }
+)
+
+# Custom-derivative decorators (EQX201, EQX203 ...).
+CUSTOM_JVP = frozenset({"jax.custom_jvp", "equinox.filter_custom_jvp"})
+CUSTOM_VJP = frozenset({"jax.custom_vjp", "equinox.filter_custom_vjp"})
+# Attribute names that register a rule on a custom_jvp/custom_vjp function: kind of rule.
+CUSTOM_RULE_METHODS = {
+    "defjvp": "jvp",
+    "def_jvp": "jvp",
+    "defjvps": "jvp",
+    "defvjp": "vjp",
+    "def_fwd": "vjp",
+    "def_bwd": "vjp",
+}
+
+# Primitive classes (EQX3xx).
+PRIMITIVE_CLASSES = frozenset({"jax.core.Primitive"})
+
+# Registration APIs: qualname -> (kind(s) registered, index of the primitive argument).
+AD = "jax.interpreters.ad"
+BATCHING = "jax.interpreters.batching"
+MLIR = "jax.interpreters.mlir"
+REGISTRATION_CALLS = {
+    f"{AD}.defjvp": ("jvp",),
+    f"{AD}.defjvp2": ("jvp",),
+    f"{AD}.defjvp_zero": ("jvp",),
+    f"{AD}.deflinear": ("jvp", "transpose"),
+    f"{AD}.deflinear2": ("jvp", "transpose"),
+    f"{AD}.defbilinear": ("jvp", "transpose"),
+    f"{BATCHING}.defvectorized": ("batching",),
+    f"{BATCHING}.defbroadcasting": ("batching",),
+    f"{BATCHING}.defreducer": ("batching",),
+    f"{MLIR}.register_lowering": ("lowering",),
+    "jax.interpreters.xla.register_translation": ("lowering",),
+}
+REGISTRATION_TABLES = {
+    f"{AD}.primitive_jvps": "jvp",
+    f"{AD}.primitive_transposes": "transpose",
+    f"{AD}.reducing_transposes": "transpose",
+    f"{BATCHING}.primitive_batchers": "batching",
+    f"{BATCHING}.fancy_primitive_batchers": "batching",
+}
+# p.def_abstract_eval(...) style methods: attribute -> kind.
+REGISTRATION_METHODS = {
+    "def_abstract_eval": "abstract_eval",
+    "def_effectful_abstract_eval": "abstract_eval",
+    "def_impl": "impl",
+}
+# Rule-function kinds per registration (which argument positions are rule functions).
+RULE_FUNCTION_ARGS = {
+    f"{AD}.defjvp": ("jvp", slice(1, None)),
+    f"{AD}.defjvp2": ("jvp", slice(1, None)),
+    f"{AD}.deflinear": ("transpose", slice(1, 2)),
+    f"{AD}.deflinear2": ("transpose", slice(1, 2)),
+    f"{AD}.defbilinear": ("transpose", slice(1, 3)),
+    f"{MLIR}.lower_fun": ("lowering", slice(0, 1)),
+}
+EQXI_RULE_DECORATORS = {
+    "equinox.internal.filter_primitive_jvp": "jvp",
+    "equinox.internal.filter_primitive_transpose": "transpose",
+    "equinox.internal.filter_primitive_batching": "batching",
+}
+
+# Solvers whose failures must throw inside tangent rules (EQX203).
+SOLVERS = frozenset(
+    {
+        "lineax.linear_solve",
+        "optimistix.root_find",
+        "optimistix.minimise",
+        "optimistix.least_squares",
+        "optimistix.fixed_point",
+        "diffrax.diffeqsolve",
+    }
+)
+
+# jax.random: samplers consume a key; split/fold_in derive new ones.
+RANDOM = "jax.random"
+KEY_MAKERS = frozenset({f"{RANDOM}.PRNGKey", f"{RANDOM}.key", f"{RANDOM}.wrap_key_data"})
+KEY_DERIVERS = frozenset({f"{RANDOM}.split", f"{RANDOM}.fold_in", f"{RANDOM}.clone"})
+KEY_NON_CONSUMING = frozenset(
+    {
+        f"{RANDOM}.key_data", f"{RANDOM}.key_impl", f"{RANDOM}.clone", "print", "len",
+        "isinstance", "type", "id", "repr", "str", "jax.debug.print", "jax.block_until_ready",
+        "jax.device_put", "jax.numpy.shape", "equinox.is_array", "jax.typeof",
+        "jax.dtypes.issubdtype", "jax.numpy.issubdtype",
+    }
+)
+
+EQX_NN_PREFIX = "equinox.nn."
+MODULE_BASES = frozenset({"equinox.Module"})

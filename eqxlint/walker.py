@@ -1,0 +1,101 @@
+"""One fast walk over a LibCST tree.
+
+LibCST's own `module.visit()` costs nearly as much as the parse. This walker instead reads each
+node's dataclass fields directly (skipping whitespace and punctuation, which no rule needs),
+iteratively (so 5,000-deep expressions cannot raise RecursionError), and records only the nodes
+whose types somebody asked for, as a flat list of (node, is_leave) events. The engine builds its
+semantic context from that list and then replays it to the rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable
+
+import libcst as cst
+
+# Fields that hold only whitespace, comments or punctuation: never walked.
+_TRIVIA_FIELDS = frozenset(
+    {
+        "lpar", "rpar", "comma", "semicolon", "colon", "equal", "dot", "lbracket", "rbracket",
+        "lbrace", "rbrace", "leading_lines", "lines_after_decorators", "header", "footer",
+        "newline", "trailing_whitespace", "indent", "first_line", "empty_lines", "operator",
+        "star", "whitespace", "asynchronous", "quote", "start", "end", "posonly_ind",
+        "whitespace_after_walrus", "whitespace_before_walrus",
+    }
+)
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _fields_of(tp: type) -> tuple[str, ...]:
+    names = tuple(
+        f.name
+        for f in dataclasses.fields(tp)
+        if f.name not in _TRIVIA_FIELDS and not f.name.startswith("whitespace")
+    )
+    _FIELDS[tp] = names
+    return names
+
+
+_LEAVE = object()
+
+
+def walk(root: cst.CSTNode, want: frozenset) -> list:
+    """Return [(node, is_leave)] for every node under `root` whose type is in `want`, in
+    document order (a visit event before the node's children, a leave event after them)."""
+    events: list = []
+    append = events.append
+    fields_cache = _FIELDS
+    node_base = cst.CSTNode
+    stack: list = [root]
+    pop = stack.pop
+    push = stack.append
+    while stack:
+        node = pop()
+        if node is _LEAVE:
+            append((pop(), True))
+            continue
+        tp = type(node)
+        if tp in want:
+            append((node, False))
+            push(node)
+            push(_LEAVE)
+        names = fields_cache.get(tp)
+        if names is None:
+            names = _fields_of(tp)
+        # Children are pushed in reverse so that they pop in document order.
+        for name in reversed(names):
+            value = getattr(node, name)
+            if isinstance(value, node_base):
+                push(value)
+            elif type(value) is tuple or type(value) is list:
+                for child in reversed(value):
+                    if isinstance(child, node_base):
+                        push(child)
+    return events
+
+
+def iter_subtree(root: cst.CSTNode, types: Iterable[type] | None = None):
+    """Yield the nodes of a subtree (pre-order, same field order as `walk`), optionally only
+    those of the given types. Used by rules that look inside one statement or expression."""
+    fields_cache = _FIELDS
+    node_base = cst.CSTNode
+    wanted = tuple(types) if types is not None else None
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if wanted is None or isinstance(node, wanted):
+            yield node
+        tp = type(node)
+        names = fields_cache.get(tp)
+        if names is None:
+            names = _fields_of(tp)
+        for name in reversed(names):
+            value = getattr(node, name)
+            if isinstance(value, node_base):
+                stack.append(value)
+            elif type(value) is tuple or type(value) is list:
+                for child in reversed(value):
+                    if isinstance(child, node_base):
+                        stack.append(child)

@@ -1,0 +1,1 @@
+"""Rule catalogue: one Markdown entry per rule (shipped as eqxlint.rules)."""
