@@ -24,3 +24,4 @@ from ._check import (
     CheckReport as CheckReport,
     CheckResult as CheckResult,
 )
+from ._scan import checkpointed_scan as checkpointed_scan, scan_schedule as scan_schedule

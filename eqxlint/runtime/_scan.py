@@ -1,0 +1,263 @@
+"""`checkpointed_scan`: `lax.scan` with reverse-mode memory sub-linear in the length."""
+
+import math
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
+
+import equinox as eqx
+import jax
+import jax.lax as lax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+from jaxtyping import PyTree
+
+
+_Carry = TypeVar("_Carry")
+_X = TypeVar("_X")
+_Y = TypeVar("_Y")
+Checkpoints = Literal["sqrt", "binomial"] | int | tuple[int, ...]
+
+
+def _is_float(x: Any) -> bool:
+    return eqx.is_array(x) and jnp.issubdtype(x.dtype, jnp.inexact)
+
+
+def scan_schedule(length: int, checkpoints: Checkpoints = "binomial") -> tuple[int, ...]:
+    """The nested segment sizes used by [`checkpointed_scan`][] for `length` steps.
+
+    Returns `(b_1, ..., b_k)`, strictly decreasing: the whole scan is cut into segments
+    of `b_1` steps (one carry saved per segment on the forward pass); during the
+    backward pass each `b_i`-segment is recomputed and cut into `b_{i+1}`-segments
+    (one carry saved per segment), and the `b_k`-segments are differentiated by
+    `jax.vjp` of a plain `lax.scan` (storing that scan's residuals for `b_k` steps).
+    An empty tuple means "no checkpointing" (the scan is short).
+    """
+    if length <= 1:
+        return ()
+    if isinstance(checkpoints, tuple):
+        if any(not isinstance(b, int) or b < 1 for b in checkpoints) or list(checkpoints) != sorted(set(checkpoints), reverse=True):
+            raise ValueError(f"explicit segment sizes must be strictly decreasing positive ints, got {checkpoints}")
+        return tuple(b for b in checkpoints if b < length)
+    if isinstance(checkpoints, bool) or not isinstance(checkpoints, (int, str)):
+        raise TypeError(f"checkpoints must be 'sqrt', 'binomial' or an int, got {checkpoints!r}")
+    if isinstance(checkpoints, int):
+        if checkpoints < 1:
+            raise ValueError(f"checkpoints must be >= 1, got {checkpoints}")
+        if checkpoints >= length:
+            return ()
+        return (math.ceil(length / checkpoints),)
+    if checkpoints == "sqrt":
+        # ~sqrt(n) checkpoints, and segments of ~sqrt(n) steps whose residuals are kept.
+        block = math.ceil(math.sqrt(length))
+        return (block,) if block < length else ()
+    if checkpoints == "binomial":
+        # Recursive checkpointing with fan-out ~8 per level: memory O(k n^(1/k)) carries
+        # for k = ceil(log_8 n) levels, one extra forward recomputation per level.
+        levels = max(2, math.ceil(math.log(length) / math.log(8) - 1e-9))
+        sizes = []
+        for i in range(1, levels):
+            b = math.ceil(length ** ((levels - i) / levels))
+            if sizes and b >= sizes[-1]:
+                continue
+            if b < length:
+                sizes.append(b)
+        return tuple(sizes)
+    raise ValueError(f"checkpoints must be 'sqrt', 'binomial' or an int, got {checkpoints!r}")
+
+
+def _tree_index(tree: PyTree, i: Any) -> PyTree:
+    return jtu.tree_map(lambda a: lax.dynamic_index_in_dim(a, i, keepdims=False), tree)
+
+
+def _tree_slice(tree: PyTree, start: Any, size: int) -> PyTree:
+    return jtu.tree_map(lambda a: lax.dynamic_slice_in_dim(a, start, size), tree)
+
+
+def _tree_update(tree: PyTree, update: PyTree, start: Any) -> PyTree:
+    return jtu.tree_map(lambda a, u: lax.dynamic_update_slice_in_dim(a, u, start, 0), tree, update)
+
+
+def _tree_add(a: PyTree, b: PyTree) -> PyTree:
+    return jtu.tree_map(lambda x, y: x + y, a, b)
+
+
+def checkpointed_scan(
+    f: Callable[[_Carry, _X], tuple[_Carry, _Y]],
+    init: _Carry,
+    xs: _X,
+    *,
+    length: int | None = None,
+    checkpoints: Checkpoints = "binomial",
+) -> tuple[_Carry, _Y]:
+    """A `jax.lax.scan` whose reverse-mode memory grows sub-linearly with its length.
+
+    Same values and same gradients as `lax.scan(f, init, xs, length=length)` (with
+    respect to `init`, `xs` and any arrays `f` closes over), but instead of storing the
+    residuals of every step for the backward pass, only a few carries are stored and
+    the rest is recomputed (recursive checkpointing).
+
+    The backward pass is a custom VJP: each step reads its input from `xs` by index, so
+    no level of the recursion copies blocks of `xs`, and the cotangent of `xs` is
+    written in place into one buffer.
+
+    **Arguments:**
+
+    - `f`: the step, `f(carry, x) -> (carry, y)`, as for `lax.scan`. `carry` and `y` are
+      PyTrees of arrays.
+    - `init`: the initial carry.
+    - `xs`: a PyTree of arrays scanned over their leading axis, or `None`.
+    - `length`: the number of steps; required if `xs` is `None`.
+    - `checkpoints`: the schedule (see [`scan_schedule`][] for the segment sizes used):
+        - `"binomial"` (default): recursive checkpointing with `k = ceil(log_8 n)` levels
+          of fan-out `~n^(1/k)` (about 8): about `k·n^(1/k)` carries of memory (64 + a
+          few carries at n=4096), one extra forward pass per level below the top.
+        - `"sqrt"`: two levels: ~√n saved carries, and ~√n steps of the body's residuals
+          kept at a time; one extra forward pass (the fastest, but ~4-5√n carries).
+        - an int `k`: two levels with `k` saved carries (segments of `ceil(n/k)` steps).
+        - a tuple of strictly decreasing ints: the segment sizes themselves.
+
+    **Returns:**
+
+    `(final_carry, ys)`, as for `lax.scan`. Lengths need not factor (prime lengths are
+    fine: the last segment of each level is shorter).
+
+    !!! Info
+
+        Reverse mode only: `jax.jvp`/`jax.jacfwd` through `checkpointed_scan` raise
+        (it is a `jax.custom_vjp`). `jax.vmap` works.
+    """
+    xs_leaves = jtu.tree_leaves(xs)
+    if length is None:
+        if not xs_leaves:
+            raise ValueError("checkpointed_scan: pass `length` when `xs` is None")
+        length = int(xs_leaves[0].shape[0])
+    for leaf in xs_leaves:
+        if leaf.shape[0] != length:
+            raise ValueError(
+                f"checkpointed_scan: every leaf of xs must have leading axis {length}, "
+                f"got shape {leaf.shape}"
+            )
+    sizes = scan_schedule(length, checkpoints)
+    if not sizes:
+        return lax.scan(f, init, xs, length=length)
+    x0 = None if xs is None else jtu.tree_map(lambda a: a[0], xs)
+    converted, consts = jax.closure_convert(f, init, x0)
+    n = length
+
+    def body(consts, c, x):
+        return converted(c, x, *consts)
+
+    def step_at(consts, xs, c, t):
+        return body(consts, c, None if xs is None else _tree_index(xs, t))
+
+    # -- forward helpers -------------------------------------------------------------
+
+    def run_no_ys(consts, xs, c, start, size):
+        def inner(c, i):
+            c, _ = step_at(consts, xs, c, start + i)
+            return c, None
+
+        c, _ = lax.scan(inner, c, jnp.arange(size, dtype=jnp.int32))
+        return c
+
+    def save_carries(consts, xs, c, start, seg, count):
+        """Run `count` segments of `seg` steps from `c`; return the carry at the start of
+        every segment (stacked) and the carry at the end."""
+
+        def outer(c, j):
+            return run_no_ys(consts, xs, c, start + j * seg, seg), c
+
+        return lax.scan(outer, c, jnp.arange(count, dtype=jnp.int32))
+
+    # -- backward --------------------------------------------------------------------
+
+    def leaf_bwd(consts, xs, ct_ys, c0, start, size, ct_c, acc_consts, dxs):
+        consts_f, consts_s = eqx.partition(consts, _is_float)
+        c0_f, c0_s = eqx.partition(c0, _is_float)
+        xs_blk = None if xs is None else _tree_slice(xs, start, size)
+        xs_f, xs_s = eqx.partition(xs_blk, _is_float)
+
+        def run(consts_f, c0_f, xs_f):
+            cs = eqx.combine(consts_f, consts_s)
+            blk = eqx.combine(xs_f, xs_s)
+            c_end, ys = lax.scan(lambda c, x: body(cs, c, x), eqx.combine(c0_f, c0_s), blk, length=size)
+            return eqx.filter(c_end, _is_float), eqx.filter(ys, _is_float)
+
+        _, vjp_fn = jax.vjp(run, consts_f, c0_f, xs_f)
+        ct_ys_blk = None if ct_ys is None else _tree_slice(ct_ys, start, size)
+        d_consts, d_c0, d_xs = vjp_fn((ct_c, ct_ys_blk))
+        acc_consts = _tree_add(acc_consts, d_consts)
+        if dxs is not None:
+            dxs = _tree_update(dxs, d_xs, start)
+        return d_c0, acc_consts, dxs
+
+    def seg_bwd(level, consts, xs, ct_ys, c0, start, size, ct_c, acc_consts, dxs):
+        """Backward pass over steps [start, start + size), starting from carry c0."""
+        if level == len(sizes) or size <= sizes[level]:
+            return leaf_bwd(consts, xs, ct_ys, c0, start, size, ct_c, acc_consts, dxs)
+        seg = sizes[level]
+        count, rem = divmod(size, seg)
+        c_rem, ckpts = save_carries(consts, xs, c0, start, seg, count)
+        return segs_bwd(level, consts, xs, ct_ys, ckpts, c_rem, start, seg, count, rem, ct_c, acc_consts, dxs)
+
+    def segs_bwd(level, consts, xs, ct_ys, ckpts, c_rem, start, seg, count, rem, ct_c, acc_consts, dxs):
+        if rem:
+            ct_c, acc_consts, dxs = seg_bwd(
+                level + 1, consts, xs, ct_ys, c_rem, start + count * seg, rem, ct_c, acc_consts, dxs
+            )
+
+        def back(state, inp):
+            ct_c, acc_consts, dxs = state
+            j, c0 = inp
+            state = seg_bwd(level + 1, consts, xs, ct_ys, c0, start + j * seg, seg, ct_c, acc_consts, dxs)
+            return state, None
+
+        (ct_c, acc_consts, dxs), _ = lax.scan(
+            back, (ct_c, acc_consts, dxs), (jnp.arange(count, dtype=jnp.int32), ckpts), reverse=True
+        )
+        return ct_c, acc_consts, dxs
+
+    # -- the custom VJP ----------------------------------------------------------------
+
+    @jax.custom_vjp
+    def _scan(consts, init, xs):
+        return lax.scan(lambda c, x: body(consts, c, x), init, xs, length=n)
+
+    def _fwd(consts, init, xs):
+        seg = sizes[0]
+        count, rem = divmod(n, seg)
+
+        def inner(c, i, base):
+            return step_at(consts, xs, c, base + i)
+
+        def outer(c, j):
+            c_end, ys = lax.scan(lambda c, i: inner(c, i, j * seg), c, jnp.arange(seg, dtype=jnp.int32))
+            return c_end, (c, ys)
+
+        c, (ckpts, ys) = lax.scan(outer, init, jnp.arange(count, dtype=jnp.int32))
+        ys = jtu.tree_map(lambda y: y.reshape((count * seg,) + y.shape[2:]), ys)
+        c_rem = c
+        if rem:
+            c, ys_rem = lax.scan(
+                lambda c, i: inner(c, i, count * seg), c, jnp.arange(rem, dtype=jnp.int32)
+            )
+            ys = jtu.tree_map(lambda a, b: jnp.concatenate([a, b]), ys, ys_rem)
+        return (c, ys), (consts, xs, ckpts, c_rem)
+
+    def _bwd(res, cts):
+        consts, xs, ckpts, c_rem = res
+        ct_c, ct_ys = cts
+        seg = sizes[0]
+        count, rem = divmod(n, seg)
+        ct_c_f = jtu.tree_map(
+            lambda c, ct: ct if _is_float(c) else None, c_rem, ct_c
+        )
+        ct_c_f = eqx.filter(ct_c_f, _is_float)
+        ct_ys_f = None if ct_ys is None else eqx.filter(ct_ys, _is_float)
+        acc = jtu.tree_map(jnp.zeros_like, eqx.filter(consts, _is_float))
+        dxs = None if xs is None else jtu.tree_map(jnp.zeros_like, eqx.filter(xs, _is_float))
+        ct_init, acc, dxs = segs_bwd(0, consts, xs, ct_ys_f, ckpts, c_rem, 0, seg, count, rem, ct_c_f, acc, dxs)
+        return acc, ct_init, dxs
+
+    _scan.defvjp(_fwd, _bwd)
+    return _scan(consts, init, xs)

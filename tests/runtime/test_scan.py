@@ -1,0 +1,131 @@
+import pytest
+
+
+jax = pytest.importorskip("jax")
+import jax.lax as lax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import jax.random as jr  # noqa: E402
+import jax.tree_util as jtu  # noqa: E402
+
+from eqxlint.runtime import checkpointed_scan, scan_schedule  # noqa: E402
+
+
+pytestmark = pytest.mark.jax
+
+
+def _assert_trees_close(a, b, rtol=1e-5, atol=1e-5):
+    assert jtu.tree_structure(a) == jtu.tree_structure(b)
+    for x, y in zip(jtu.tree_leaves(a), jtu.tree_leaves(b)):
+        assert x.shape == y.shape and x.dtype == y.dtype
+        assert jnp.allclose(x, y, rtol=rtol, atol=atol), float(jnp.max(jnp.abs(x - y)))
+
+
+def _loss(scan):
+    def loss(init, xs, W, b):
+        def f(carry, x):
+            h, count = carry["h"], carry["count"]
+            h = jnp.tanh(h @ W + x["in"] * b)
+            return {"h": h, "count": count + 1}, (jnp.sum(h**2), x["idx"])
+
+        carry, (ys, idx) = scan(f, init, xs)
+        weights = jnp.cos(jnp.arange(ys.shape[0], dtype=jnp.float32))
+        return jnp.sum(carry["h"]) + jnp.sum(ys * weights) + 0 * jnp.sum(idx), carry["count"]
+
+    return loss
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 13, 31, 97])
+@pytest.mark.parametrize("checkpoints", ["binomial", "sqrt", 3, (20, 6, 2)])
+def test_matches_lax_scan(n, checkpoints):
+    k1, k2, k3 = jr.split(jr.key(n), 3)
+    W = jr.normal(k1, (4, 4)) * 0.5
+    b = jr.normal(k2, (4,))
+    init = {"h": jnp.ones((2, 4)), "count": jnp.array(0)}
+    xs = {"in": jr.normal(k3, (n, 2, 4)), "idx": jnp.arange(n)}
+    ours = _loss(lambda f, i, x: checkpointed_scan(f, i, x, checkpoints=checkpoints))
+    ref = _loss(lax.scan)
+    grad = lambda fn: jax.jit(jax.value_and_grad(fn, argnums=(0, 1, 2, 3), has_aux=True, allow_int=True))
+    (v1, c1), g1 = grad(ours)(init, xs, W, b)
+    (v2, c2), g2 = grad(ref)(init, xs, W, b)
+    assert int(c1) == int(c2) == n
+    assert jnp.allclose(v1, v2, rtol=1e-5)
+    float_grads = lambda g: jtu.tree_map(lambda x: x if jnp.issubdtype(x.dtype, jnp.floating) else None, g)
+    _assert_trees_close(float_grads(g1), float_grads(g2), rtol=1e-4, atol=1e-4)
+
+
+def test_values_and_ys_without_grad():
+    def f(c, x):
+        return c * 0.9 + x, (c, x * 2)
+
+    xs = jnp.arange(11.0)
+    a = checkpointed_scan(f, jnp.array(1.0), xs, checkpoints="sqrt")
+    b = lax.scan(f, jnp.array(1.0), xs)
+    _assert_trees_close(a, b)
+
+
+def test_xs_none_and_closure_and_vmap():
+    W = jnp.array([[0.5, -0.2], [0.1, 0.3]])
+
+    def run(scan, W, c0):
+        def f(c, _):
+            return jnp.sin(c @ W), None
+
+        c, _ = scan(f, c0, None, length=19)
+        return jnp.sum(c)
+
+    ours = lambda W, c0: run(lambda f, i, x, length: checkpointed_scan(f, i, x, length=length), W, c0)
+    ref = lambda W, c0: run(lambda f, i, x, length: lax.scan(f, i, x, length=length), W, c0)
+    c0 = jnp.ones(2)
+    _assert_trees_close(jax.grad(ours, (0, 1))(W, c0), jax.grad(ref, (0, 1))(W, c0))
+    cs = jnp.stack([c0, 2 * c0, -c0])
+    _assert_trees_close(
+        jax.vmap(jax.grad(ours), in_axes=(None, 0))(W, cs),
+        jax.vmap(jax.grad(ref), in_axes=(None, 0))(W, cs),
+    )
+    with pytest.raises(ValueError, match="length"):
+        checkpointed_scan(lambda c, x: (c, None), c0, None)
+
+
+def test_second_order_reverse():
+    def loss(scan, w):
+        c, _ = scan(lambda c, x: (jnp.tanh(c * w + x), None), jnp.array(0.3), jnp.linspace(0, 1, 10))
+        return c
+
+    ours = jax.grad(jax.grad(lambda w: loss(checkpointed_scan, w)))(0.7)
+    ref = jax.grad(jax.grad(lambda w: loss(lax.scan, w)))(0.7)
+    assert jnp.allclose(ours, ref, rtol=1e-4)
+
+
+def test_schedule():
+    assert scan_schedule(1) == ()
+    assert scan_schedule(4096, "binomial") == (512, 64, 8)
+    assert scan_schedule(4096, "sqrt") == (64,)
+    assert scan_schedule(100, 10) == (10,)
+    assert scan_schedule(10, 20) == ()
+    with pytest.raises(ValueError):
+        scan_schedule(100, (3, 5))
+    with pytest.raises(TypeError):
+        scan_schedule(100, 2.5)
+
+
+def _temp_bytes(scan, n, d=8):
+    def loss(W, init, xs):
+        c, _ = scan(lambda c, x: (jnp.tanh(c @ W + x), None), init, xs)
+        return jnp.sum(c)
+
+    args = (jnp.eye(d), jnp.ones((d, d)), jnp.ones((n, d, d)))
+    compiled = jax.jit(jax.grad(loss, (0, 1, 2))).lower(*args).compile()
+    analysis = compiled.memory_analysis()
+    if analysis is None:
+        pytest.skip("this backend has no memory_analysis")
+    return analysis.temp_size_in_bytes
+
+
+def test_memory_is_sublinear():
+    carry = 8 * 8 * 4
+    plain = _temp_bytes(lax.scan, 1024) / carry
+    ours_small = _temp_bytes(checkpointed_scan, 256) / carry
+    ours_large = _temp_bytes(checkpointed_scan, 1024) / carry
+    assert plain > 1024  # lax.scan keeps residuals for every step
+    assert ours_large < 0.1 * plain
+    assert ours_large < 2 * ours_small  # 4x the length, much less than 4x the memory
