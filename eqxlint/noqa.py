@@ -92,7 +92,7 @@ def parse(source: str) -> Suppressions:
         if not m:
             continue
         codes = m.group("codes")
-        d = Directive(row, col + m.start(), col + len(text), None, text)
+        d = Directive(row, col + m.start(), col + m.end(), None, text[m.start() : m.end()])
         base = starts[row - 1] if row - 1 < len(starts) else 0
         d.start, d.end = base + d.col, base + d.end_col
         ws = d.start
