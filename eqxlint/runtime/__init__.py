@@ -25,3 +25,10 @@ from ._check import (
     CheckResult as CheckResult,
 )
 from ._scan import checkpointed_scan as checkpointed_scan, scan_schedule as scan_schedule
+from ._plan import (
+    checkpoint_plan as checkpoint_plan,
+    checkpointed_grad as checkpointed_grad,
+    CheckpointedGrad as CheckpointedGrad,
+    CheckpointPlan as CheckpointPlan,
+    ScanPlan as ScanPlan,
+)
