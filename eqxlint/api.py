@@ -206,9 +206,19 @@ def check_paths(
 
 def _finalize(results, context_results, run) -> list:
     if not context_results:
-        return engine.finalize(results, run)
+        return _localize(results, engine.finalize(results, run))
     wanted = {r.path for r in results}
-    return [d for d in engine.finalize(list(results) + context_results, run) if d.filename in wanted]
+    diags = [d for d in engine.finalize(list(results) + context_results, run) if d.filename in wanted]
+    return _localize(results, diags)
+
+
+def _localize(results, diags) -> list:
+    """Notebook findings: from rows of the concatenated code cells to (cell, row in cell)."""
+    if not any(getattr(r, "notebook", None) is not None for r in results):
+        return diags
+    from . import notebook
+
+    return notebook.localize(results, diags)
 
 
 def _project_context(files, settings, run, store, jobs) -> list:
