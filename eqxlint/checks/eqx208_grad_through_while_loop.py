@@ -1,0 +1,51 @@
+"""EQX208 grad-through-while-loop: reverse-mode AD through `lax.while_loop`."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from ..rule import Rule
+from . import _ad
+from ._helpers import keyword
+
+WHILE = "jax.lax.while_loop"
+FORI = "jax.lax.fori_loop"
+EQXI_WHILE = "equinox.internal.while_loop"
+
+
+class GradThroughWhileLoop(Rule):
+    code = "EQX208"
+
+    def visit_Call(self, node: cst.Call) -> None:
+        ctx = self.ctx
+        qn = ctx.qualname(node.func)
+        if qn not in (WHILE, FORI, EQXI_WHILE):
+            return
+        reach = _ad.reverse_ad_of(ctx, ctx.scope)
+        if reach is None:
+            return
+        why = reach[1]
+        eqxi = ctx.alias_for("equinox.internal") or "eqxi"
+        if qn == WHILE:
+            what = "`lax.while_loop`"
+        elif qn == EQXI_WHILE:
+            kind = keyword(node, "kind")
+            if kind is None or not (
+                isinstance(kind.value, cst.SimpleString) and kind.value.evaluated_value == "lax"
+            ):
+                return  # "checkpointed" / "bounded" loops are reverse-differentiable
+            what = f'`{eqxi}.while_loop(..., kind="lax")`'
+        else:
+            bounds = [_ad.arg_at(node, 0, "lower"), _ad.arg_at(node, 1, "upper")]
+            names = _ad.traced_names(ctx, ctx.scope)
+            if not any(b is not None and _ad.is_traced_expr(ctx, b, names) for b in bounds):
+                return  # concrete bounds: fori_loop lowers to scan, which is differentiable
+            what = "`lax.fori_loop` with traced bounds (it lowers to `lax.while_loop`)"
+        self.report(
+            node,
+            f"{what} in code that reverse-mode AD differentiates ({why}): JAX raises "
+            "\"Reverse-mode differentiation does not work for lax.while_loop\" at run time. "
+            f"Give the loop a custom VJP (`eqx.filter_custom_vjp`, implicit differentiation via "
+            f"`lax.custom_root`/`optimistix`), or use `{eqxi}.while_loop(..., max_steps=N, "
+            'kind="checkpointed")` or a `lax.scan`/`fori_loop` with static bounds.',
+        )
