@@ -221,7 +221,10 @@ def _special_check(args, paths, settings):
     if args.add_noqa:
         from .noqa_writer import add_noqa
 
-        return add_noqa(paths, settings, jobs=args.jobs, cache=not args.no_cache)
+        report = add_noqa(paths, settings, jobs=args.jobs, cache=not args.no_cache)
+        n = getattr(report, "added", 0)
+        sys.stderr.write(f"Added {n} noqa directive{'s' if n != 1 else ''}.\n")
+        return report
     from .sharding import sharded_check
 
     return sharded_check(
