@@ -253,6 +253,11 @@ def _materialise(ctx: FileContext, run: RunConfig, result: FileResult) -> list:
     if not ctx.reports:
         return out
     starts = None
+    # A finding on a line that ends inside a multi-line string or with a backslash is silenced
+    # by a `# noqa` on the line where that string/continuation ends (as Ruff).
+    from .noqa_writer import comment_rows
+
+    noqa_rows = comment_rows(ctx.source)
     docs = {c: registry.doc(c) for c in {r[0] for r in ctx.reports}}
     for code, node, message, rfix, requires, scope in ctx.reports:
         pos = ctx.position(node)
@@ -270,7 +275,7 @@ def _materialise(ctx: FileContext, run: RunConfig, result: FileResult) -> list:
             Diagnostic(
                 code=code, message=message, filename=ctx.path, row=row, column=col + 1,
                 end_row=end_row, end_column=end_col + 1,
-                severity=doc.severity if doc else "warning", fix=fix, noqa_row=row,
+                severity=doc.severity if doc else "warning", fix=fix, noqa_row=noqa_rows.get(row, row),
                 requires=requires, context=_scope_path(fn),
                 line_text=" ".join(ctx.line_comment(row).split()),
             )
