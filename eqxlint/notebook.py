@@ -376,7 +376,7 @@ def fix_notebook(path: Path, diags: list, run: engine.RunConfig, unsafe: bool, *
     remaining = localize([res], final)
     changed = {i: s for i, s in sources.items() if s != dict(cells)[i]}
     if not changed:
-        return list(diags), []
+        return remaining, []
     new_text = patch_sources(text, changed)
     if report is not None:
         report.diffs[spath] = (text, new_text)
