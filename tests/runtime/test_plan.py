@@ -22,7 +22,7 @@ def _loss(W, init, xs):
     return jnp.sum(c) + jnp.sum(jnp.sin(ys))
 
 
-def _args(n=300):
+def _args(n=200):
     k1, k2 = jr.split(jr.key(0))
     return jr.normal(k1, (D, D)) / 4, jnp.ones((D, D)), jr.normal(k2, (n, D, D)) / 4
 
@@ -32,10 +32,10 @@ def test_plan_reports_sizes():
     assert plan.ok and plan.reason is None
     (scan,) = plan.scans
     carry = D * D * 4
-    assert scan.length == 300 and scan.carry_bytes == carry
+    assert scan.length == 200 and scan.carry_bytes == carry
     # tanh(c @ W + x): reverse mode keeps the carry and the tanh output per step
     assert scan.per_step_bytes == 2 * carry
-    assert scan.peak_bytes == 300 * 2 * carry
+    assert scan.peak_bytes == 200 * 2 * carry
     assert scan.schedule and scan.planned_peak_bytes < scan.peak_bytes / 5
     assert plan.block_size == scan.block_size == scan.schedule[-1]
     assert plan.meta["block_size"] == plan.block_size

@@ -34,8 +34,12 @@ def _loss(scan):
     return loss
 
 
-@pytest.mark.parametrize("n", [1, 2, 7, 13, 31, 97])
-@pytest.mark.parametrize("checkpoints", ["binomial", "sqrt", 3, (20, 6, 2)])
+_CASES = [(n, "binomial") for n in (1, 2, 7, 13, 31, 97)] + [
+    (n, c) for n in (13, 97) for c in ("sqrt", 3, (20, 6, 2))
+]
+
+
+@pytest.mark.parametrize("n, checkpoints", _CASES)
 def test_matches_lax_scan(n, checkpoints):
     k1, k2, k3 = jr.split(jr.key(n), 3)
     W = jr.normal(k1, (4, 4)) * 0.5
@@ -126,6 +130,6 @@ def test_memory_is_sublinear():
     plain = _temp_bytes(lax.scan, 1024) / carry
     ours_small = _temp_bytes(checkpointed_scan, 256) / carry
     ours_large = _temp_bytes(checkpointed_scan, 1024) / carry
-    assert plain > 1024  # lax.scan keeps residuals for every step
+    assert plain > 2 * 1024  # lax.scan keeps residuals for every step
     assert ours_large < 0.1 * plain
     assert ours_large < 2 * ours_small  # 4x the length, much less than 4x the memory
