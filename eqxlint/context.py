@@ -441,9 +441,22 @@ class FileContext:
             for call in s.calls:
                 for target in self.resolve_functions(call.func, s):
                     if target is not s:
-                        if s.in_ad_rule() and not target.ad_rule:
+                        if s.in_ad_rule() and not target.ad_rule and not self._is_custom_primal(target):
                             target.ad_rule = s.in_ad_rule()
                         mark(target, TraceSite("callee", "", call, s))
+
+    def _is_custom_primal(self, scope: Scope) -> bool:
+        """A function decorated with custom_jvp/custom_vjp: calling it inside its own rule
+        evaluates the primal, which is not tangent code."""
+        if scope.kind != "function":
+            return False
+        for dec in scope.node.decorators:
+            expr = dec.decorator
+            if isinstance(expr, cst.Call):
+                expr = expr.args[0].value if expr.args and self.qualname(expr.func) in ("functools.partial", "partial") else expr.func
+            if self.qualname(expr) in S.CUSTOM_JVP | S.CUSTOM_VJP:
+                return True
+        return False
 
     def _rule_value_functions(self, expr, scope: Scope) -> list[Scope]:
         fns = self.resolve_functions(expr, scope)

@@ -26,6 +26,30 @@ NONDIFF_MARK = "eqxlint: nondifferentiable"
 KINDS = ("abstract_eval", "lowering", "jvp", "transpose", "batching")
 
 
+_TABLE_SUFFIX = {q.rsplit(".", 2)[-2] + "." + q.rsplit(".", 1)[-1]: k for q, k in S.REGISTRATION_TABLES.items()}
+_CALL_SUFFIX = {q.rsplit(".", 2)[-2] + "." + q.rsplit(".", 1)[-1]: k for q, k in S.REGISTRATION_CALLS.items()}
+
+
+def registration_table(qn: Optional[str]) -> Optional[str]:
+    """Kind of rule table (`ad.primitive_jvps` -> "jvp"), also when the `ad`/`batching` module
+    is re-exported by a project compatibility shim (`from mypkg._compat import batching`)."""
+    if not qn:
+        return None
+    kind = S.REGISTRATION_TABLES.get(qn)
+    if kind is None and qn.count(".") >= 1:
+        kind = _TABLE_SUFFIX.get(".".join(qn.rsplit(".", 2)[-2:]))
+    return kind
+
+
+def registration_call(qn: Optional[str]):
+    if not qn:
+        return None
+    kinds = S.REGISTRATION_CALLS.get(qn)
+    if kinds is None and qn.count(".") >= 1:
+        kinds = _CALL_SUFFIX.get(".".join(qn.rsplit(".", 2)[-2:]))
+    return kinds
+
+
 def _is_test_path(path: str) -> bool:
     p = path.replace("\\", "/")
     name = p.rsplit("/", 1)[-1]
@@ -88,6 +112,8 @@ class PrimitiveFacts:
         self.regs: list = []
         self.helper_calls: list = []
         self.factories: dict = {}
+        self.value_aliases: dict = {}
+        self.dynamic: list = []
         self.module_names: Optional[set] = None
         self.enabled = "rimitive" in ctx.source or "bind" in ctx.source or "ad." in ctx.source
 
@@ -128,10 +154,24 @@ class PrimitiveFacts:
                 return ("q", f"{ctx.module_name}.{name}")
             return None
         if isinstance(expr, cst.Attribute):
+            if isinstance(expr.value, cst.Name) and expr.value.value in ("self", "cls"):
+                owner = fn.cls if fn is not None else (scope if scope.kind == "class" else None)
+                if owner is not None and owner.parent is ctx.module_scope:
+                    return ("q", f"{ctx.module_name}.{owner.name}.{expr.attr.value}")
+                return None
             qn = ctx.qualname(expr)
             if qn:
                 return ("q", qn)
         return None
+
+    def _is_primitive_class(self, qn: Optional[str]) -> bool:
+        """`jax.extend.core.Primitive`, or `Primitive` re-exported by a project shim."""
+        if not qn:
+            return False
+        if qn in S.PRIMITIVE_CLASSES:
+            return True
+        mine = (self.ctx.module_name or "").split(".")[0]
+        return qn.endswith(".Primitive") and qn.split(".")[0] in ("jax", mine)
 
     def _is_primitive_ctor(self, call: cst.Call) -> Optional[str]:
         """'direct' for Primitive(...) (or a local subclass), else the qualname of a project
@@ -140,13 +180,13 @@ class PrimitiveFacts:
         qn = ctx.qualname(call.func)
         if qn is None:
             return None
-        if qn in S.PRIMITIVE_CLASSES:
+        if self._is_primitive_class(qn):
             return "direct"
         if isinstance(call.func, cst.Name):
             for d in ctx.module_scope.lookup_def(call.func.value):
                 if d.kind == "class":
                     for b in d.node.bases:
-                        if ctx.qualname(b.value) in S.PRIMITIVE_CLASSES:
+                        if self._is_primitive_class(ctx.qualname(b.value)):
                             return "direct"
         top = qn.split(".")[0]
         mine = (ctx.module_name or "").split(".")[0]
@@ -156,32 +196,50 @@ class PrimitiveFacts:
 
     # -- handlers -----------------------------------------------------------------------
     def visit_Assign(self, node: cst.Assign) -> None:
-        if not self.enabled:
-            return
+        if self.enabled:
+            self._assignment([t.target for t in node.targets], node.value, node)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if self.enabled and node.value is not None:
+            self._assignment([node.target], node.value, node)
+
+    def _assignment(self, targets: list, val, node) -> None:
         ctx = self.ctx
         scope = ctx.scope
-        val = node.value
+        fn = scope.function
+        # Where a name bound here lives: module level, a module-level class body, or a function.
+        if fn is None and scope.kind == "class" and scope.parent is ctx.module_scope:
+            prefix = f"{ctx.module_name}.{scope.name}."
+        elif fn is None and scope.kind == "module":
+            prefix = f"{ctx.module_name}."
+        else:
+            prefix = None
         if isinstance(val, cst.Call):
             kind = self._is_primitive_ctor(val)
             if kind is not None:
-                for t in node.targets:
-                    tgt = t.target
+                for tgt in targets:
                     if not isinstance(tgt, cst.Name):
                         continue
-                    fn = scope.function
                     if fn is not None:
                         if kind == "direct":
                             fn.info.setdefault("prims", {})[tgt.value] = True
                         continue
-                    self._add_def(tgt, val, kind)
-        for t in node.targets:
-            tgt = t.target
+                    if prefix is not None:
+                        self._add_def(tgt, val, kind, prefix + tgt.value)
+        elif prefix is not None and isinstance(val, (cst.Name, cst.Attribute)):
+            # X = other_prim / _PRIM: ClassVar = _CONCAT_PRIM  (value aliases)
+            t = self._target(val, scope)
+            if t is not None and t[0] == "q":
+                for tgt in targets:
+                    if isinstance(tgt, cst.Name):
+                        self.value_aliases[prefix + tgt.value] = t[1]
+        for tgt in targets:
             if isinstance(tgt, cst.Subscript):
-                kind = S.REGISTRATION_TABLES.get(ctx.qualname(tgt.value) or "")
+                kind = registration_table(ctx.qualname(tgt.value))
                 if kind is not None and tgt.slice and isinstance(tgt.slice[0].slice, cst.Index):
-                    self._register(tgt.slice[0].slice.value, (kind,), node, rule=node.value)
+                    self._register(tgt.slice[0].slice.value, (kind,), node, rule=val)
 
-    def _add_def(self, target: cst.Name, call: cst.Call, kind: str) -> None:
+    def _add_def(self, target: cst.Name, call: cst.Call, kind: str, qual: str) -> None:
         ctx = self.ctx
         name = None
         if call.args and isinstance(call.args[0].value, cst.SimpleString):
@@ -200,7 +258,7 @@ class PrimitiveFacts:
                     nondiff = nondiff or (isinstance(arg.value, cst.Name) and arg.value.value == "False")
         self.defs.append(
             {
-                "qual": f"{ctx.module_name}.{target.value}",
+                "qual": qual,
                 "name": name,
                 "row": pos[0],
                 "col": pos[1] + 1,
@@ -218,9 +276,10 @@ class PrimitiveFacts:
         ctx = self.ctx
         qn = ctx.qualname(node.func)
         positional = [a for a in node.args if a.keyword is None and not a.star]
-        if qn in S.REGISTRATION_CALLS and positional:
+        kinds = registration_call(qn)
+        if kinds is not None and positional:
             rule = positional[1].value if len(positional) > 1 else None
-            self._register(positional[0].value, S.REGISTRATION_CALLS[qn], node, rule=rule, api=qn)
+            self._register(positional[0].value, kinds, node, rule=rule, api=qn)
             return
         func = node.func
         if isinstance(func, cst.Attribute) and func.attr.value in S.REGISTRATION_METHODS:
@@ -228,15 +287,21 @@ class PrimitiveFacts:
             if kind != "impl":
                 self._register(func.value, (kind,), node)
             return
-        if qn is not None and positional and not qn.startswith(("jax.", "equinox.", "numpy.")):
+        if qn is not None and node.args and not qn.startswith(("jax.", "equinox.", "numpy.")):
             args = {}
-            for i, a in enumerate(positional):
+            named = [(str(i), a) for i, a in enumerate(positional)]
+            named += [(a.keyword.value, a) for a in node.args if a.keyword is not None]
+            for key, a in named:
                 t = self._target(a.value, ctx.scope)
                 if t is not None and t[0] == "q":
-                    args[str(i)] = t[1]
+                    args[key] = t[1]
                 elif t is not None and t[0] == "param":
-                    args[str(i)] = ("param", t[2])
+                    args[key] = ("param", t[2])
             if args:
+                if any(isinstance(v, tuple) for v in args.values()):
+                    fq = self._fn_qual(ctx.scope)
+                    if fq is not None:
+                        self._factory(fq, ctx.scope.function)  # records its parameter names
                 self.helper_calls.append(
                     {"callee": qn, "args": {k: v for k, v in args.items() if isinstance(v, str)},
                      "fn": self._fn_qual(ctx.scope),
@@ -263,7 +328,7 @@ class PrimitiveFacts:
         if qual is None:
             return
         val = node.value
-        fact = self.factories.setdefault(qual, {"creates": False, "returns": [], "registers": [], "params": {}})
+        fact = self._factory(qual, fn)
         if isinstance(val, cst.Name) and val.value in fn.info.get("prims", {}):
             fact["creates"] = True
         elif isinstance(val, cst.Call):
@@ -272,6 +337,13 @@ class PrimitiveFacts:
                 fact["creates"] = True
             elif kind is not None:
                 fact["returns"].append(kind)
+
+    def _factory(self, qual: str, fn: Scope) -> dict:
+        fact = self.factories.get(qual)
+        if fact is None:
+            fact = {"creates": False, "returns": [], "registers": [], "params": {}, "names": list(fn.params)}
+            self.factories[qual] = fact
+        return fact
 
     def _fn_qual(self, scope: Scope) -> Optional[str]:
         fn = scope.function
@@ -299,6 +371,13 @@ class PrimitiveFacts:
         for expr in targets:
             t = self._target(expr, scope)
             if t is None:
+                fn = scope.function
+                if fn is not None and fn.cls is not None:
+                    # getattr(cls, "_PRIM").def_abstract_eval(...) in a base-class method: a
+                    # registration for every subclass's primitive, not resolvable statically.
+                    for k in kinds:
+                        if k not in self.dynamic:
+                            self.dynamic.append(k)
                 continue
             if t[0] == "q":
                 self.regs.append({"qual": t[1], "kinds": list(kinds), "binds": binds})
@@ -307,7 +386,7 @@ class PrimitiveFacts:
                 qual = self._fn_qual(fn)
                 if qual is None:
                     continue
-                fact = self.factories.setdefault(qual, {"creates": False, "returns": [], "registers": [], "params": {}})
+                fact = self._factory(qual, fn)
                 if t[0] == "local":
                     fact["registers"].extend(k for k in kinds if k not in fact["registers"])
                     fact.setdefault("binds", []).extend(binds)
@@ -367,8 +446,10 @@ class PrimitiveFacts:
         return sorted(set(out))
 
     def end_file(self) -> None:
-        if self.defs or self.regs or self.factories or self.helper_calls:
+        if self.defs or self.regs or self.factories or self.helper_calls or self.value_aliases or self.dynamic:
             self.ctx.facts["primitives"] = {
+                "dynamic": self.dynamic,
+                "aliases": self.value_aliases,
                 "defs": self.defs,
                 "regs": self.regs,
                 "factories": self.factories,
@@ -389,7 +470,7 @@ COLLECTORS = (ModuleFacts, PrimitiveFacts)
 
 
 class Primitive:
-    __slots__ = ("qual", "name", "path", "row", "col", "end_row", "end_col", "nondiff", "rules", "binds", "via", "line_text")
+    __slots__ = ("qual", "name", "path", "row", "col", "end_row", "end_col", "nondiff", "rules", "binds", "via", "line_text", "on_class")
 
     def __init__(self, d: dict, path: str):
         self.qual = d["qual"]
@@ -400,6 +481,7 @@ class Primitive:
         self.via = d.get("via")
         self.line_text = d.get("line_text", "")
         self.rules: dict = {}  # kind -> list of "path" strings where registered
+        self.on_class = False  # stored as (or aliased by) a class attribute
         self.binds: set = set()  # primitives its JVP rule binds on tangents
 
 
@@ -409,6 +491,11 @@ class ProjectIndex:
         self.modules: dict = {}  # module name -> facts
         self.module_classes: set = set()
         self.primitives: dict = {}  # canonical qual -> Primitive
+        self.value_aliases: dict = {}
+        # Rule kinds some base-class method registers on `getattr(cls, ...)`: unknown per class.
+        self.dynamic_kinds: set = set()
+        # Does the project register any lowering at all? (exporters such as jax2onnx never do)
+        self.lowers = False
 
     @classmethod
     def from_results(cls, results) -> "ProjectIndex":
@@ -418,15 +505,23 @@ class ProjectIndex:
                 idx.facts[r.path] = r.facts
                 if r.facts.get("module"):
                     idx.modules[r.facts["module"]] = r.facts
+                prim = r.facts.get("primitives")
+                if prim:
+                    idx.value_aliases.update(prim.get("aliases", {}))
+                    idx.dynamic_kinds.update(prim.get("dynamic", []))
         idx._resolve_classes()
         idx._resolve_primitives()
         return idx
 
     # -- names -----------------------------------------------------------------------------
     def canonical(self, qual: str, _depth: int = 0) -> str:
-        """Follow re-exports: `pkg.p` where pkg/__init__.py has `from ._impl import p`."""
+        """Follow re-exports (`pkg.p` where pkg/__init__.py has `from ._impl import p`) and
+        value aliases (`Plugin._PRIM = _CONCAT_PRIM`)."""
         if _depth > 20 or "." not in qual:
             return qual
+        alias = self.value_aliases.get(qual)
+        if alias is not None and alias != qual:
+            return self.canonical(alias, _depth + 1)
         mod, _, name = qual.rpartition(".")
         facts = self.modules.get(mod)
         if facts is not None:
@@ -463,6 +558,16 @@ class ProjectIndex:
         self.classes = classes
         self.module_classes = mods
 
+    def _is_primitive_subclass(self, qual: str, _seen=()) -> bool:
+        c = self.classes.get(qual)
+        if c is None or qual in _seen:
+            return False
+        for b in c.get("bases", []):
+            cb = self.canonical(b)
+            if cb in S.PRIMITIVE_CLASSES or cb.endswith(".Primitive") or self._is_primitive_subclass(cb, _seen + (qual,)):
+                return True
+        return False
+
     def satisfies(self, requires) -> bool:
         kind, arg = requires[0], requires[1]
         if kind == "module_class":
@@ -497,6 +602,8 @@ class ProjectIndex:
         def factory_info(q: str, seen=()):
             """(creates a primitive?, kinds it registers on it, binds) through factory chains."""
             q = self.canonical(q)
+            if self._is_primitive_subclass(q):
+                return True, set(), set()
             f = factories.get(q)
             if f is None or q in seen:
                 return False, set(), set()
@@ -526,21 +633,38 @@ class ProjectIndex:
                 self.primitives[self.canonical(prim.qual)] = prim
         # Registration helpers: functions registering rules on one of their parameters.
         helpers: dict = {}
+        names: dict = {}
         for q, f in factories.items():
+            names[q] = f.get("names", [])
             if f.get("params"):
                 helpers[q] = {int(k): set(v) for k, v in f["params"].items()}
-        # Helpers that forward their parameter to another helper.
-        for path, facts in self.facts.items():
-            p = facts.get("primitives")
-            if not p:
-                continue
-            for call in p["helpers"]:
-                if call.get("fn") and call.get("param_args"):
-                    inner = helpers.get(self.canonical(call["callee"]))
-                    if inner:
-                        outer = helpers.setdefault(self.canonical(call["fn"]), {})
-                        for pos, param in call["param_args"].items():
-                            outer.setdefault(int(param), set()).update(inner.get(int(pos), ()))
+
+        def position(callee: str, key: str):
+            if key.isdigit():
+                return int(key)
+            params = names.get(callee, [])
+            return params.index(key) if key in params else None
+
+        # Helpers that forward their parameter to another helper (chains: iterate).
+        forwarding = [
+            call
+            for facts in self.facts.values()
+            for call in (facts.get("primitives") or {}).get("helpers", [])
+            if call.get("fn") and call.get("param_args")
+        ]
+        for _ in range(5):
+            before = sum(len(v) for h in helpers.values() for v in h.values())
+            for call in forwarding:
+                callee = self.canonical(call["callee"])
+                inner = helpers.get(callee)
+                if inner:
+                    outer = helpers.setdefault(self.canonical(call["fn"]), {})
+                    for key, param in call["param_args"].items():
+                        pos = position(callee, key)
+                        if pos is not None:
+                            outer.setdefault(int(param), set()).update(inner.get(pos, ()))
+            if sum(len(v) for h in helpers.values() for v in h.values()) == before:
+                break
         for path, facts in self.facts.items():
             p = facts.get("primitives")
             if not p:
@@ -552,11 +676,33 @@ class ProjectIndex:
                         prim.rules.setdefault(k, []).append(path)
                     prim.binds.update(self.canonical(b) for b in reg.get("binds", []))
             for call in p["helpers"]:
-                kinds_by_pos = helpers.get(self.canonical(call["callee"]))
+                callee = self.canonical(call["callee"])
+                kinds_by_pos = helpers.get(callee)
                 if not kinds_by_pos:
                     continue
-                for pos, qual in call["args"].items():
+                for key, qual in call["args"].items():
                     prim = self.primitives.get(self.canonical(qual))
-                    if prim is not None:
-                        for k in kinds_by_pos.get(int(pos), ()):
+                    pos = position(callee, key)
+                    if prim is not None and pos is not None:
+                        for k in kinds_by_pos.get(pos, ()):
                             prim.rules.setdefault(k, []).append(f"{call['callee']} (helper)")
+
+        for alias, target in self.value_aliases.items():
+            prim = self.primitives.get(self.canonical(target))
+            if prim is not None and alias.rpartition(".")[0] in self.classes:
+                prim.on_class = True
+        for q, prim in self.primitives.items():
+            if q.rpartition(".")[0] in self.classes:
+                prim.on_class = True
+            if prim.rules.get("lowering"):
+                self.lowers = True
+        if "lowering" in self.dynamic_kinds:
+            self.lowers = True
+
+    def registered(self, prim, kind: str) -> Optional[bool]:
+        """True/False, or None when a dynamic registration makes it undecidable."""
+        if prim.rules.get(kind):
+            return True
+        if prim.on_class and kind in self.dynamic_kinds:
+            return None
+        return False
