@@ -423,10 +423,8 @@ class PrimitiveFacts:
             body = fn.node.body
             for node in iter_subtree(body, (cst.Assign, cst.Call)):
                 if isinstance(node, cst.Assign):
-                    if _mentions(node.value, tainted):
-                        for t in node.targets:
-                            for n in iter_subtree(t.target, (cst.Name,)):
-                                tainted.add(n.value)
+                    for t in node.targets:
+                        _taint_targets(t.target, node.value, tainted)
                 elif isinstance(node.func, cst.Attribute) and node.func.attr.value == "bind":
                     if any(_mentions(a.value, tainted) for a in node.args):
                         t = self._target(node.func.value, fn)
@@ -455,6 +453,21 @@ class PrimitiveFacts:
                 "factories": self.factories,
                 "helpers": self.helper_calls,
             }
+
+
+def _taint_targets(target, value, tainted: set) -> None:
+    """`(x,), (t,) = primals, tangents`: taint element-wise when both sides are tuples of the
+    same length; otherwise every name bound is tainted iff the value mentions a tainted name."""
+    if isinstance(target, (cst.Tuple, cst.List)) and isinstance(value, (cst.Tuple, cst.List)):
+        tel = [e.value for e in target.elements]
+        vel = [e.value for e in value.elements]
+        if len(tel) == len(vel) and not any(isinstance(e, cst.StarredElement) for e in target.elements + value.elements):
+            for t, v in zip(tel, vel):
+                _taint_targets(t, v, tainted)
+            return
+    if _mentions(value, tainted):
+        for n in iter_subtree(target, (cst.Name,)):
+            tainted.add(n.value)
 
 
 def _mentions(expr, names: set) -> bool:
