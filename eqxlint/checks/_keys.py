@@ -185,7 +185,7 @@ def is_script_path(path: str) -> bool:
     p = "/" + path.replace("\\", "/")
     return any(
         f"/{d}/" in p
-        for d in ("scripts", "script", "examples", "example", "benchmarks", "benchmark", "notebooks", "docs", "tutorials", "demos", "demo", "bench")
+        for d in ("scripts", "script", "examples", "example", "benchmarks", "benchmark", "notebooks", "docs", "tutorials", "demos", "demo", "bench", "sandbox", "playground")
     ) or p.endswith(".ipynb")
 
 # Calls that bind a key to a function for later replay (`seed(model, key)`, `seed(guide, key)`

@@ -1,0 +1,180 @@
+"""EQX402 key-made-in-traced-code: a PRNG key built from a constant inside traced code or
+library code, or host RNG state (`np.random`, `random`) used inside traced code."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from ..rule import Rule
+from ._helpers import trace_reason
+from . import _keys as K
+
+_MAKERS = frozenset({"jax.random.PRNGKey", "jax.random.key"})
+# Transforms that only look at shapes: a dummy key built under them is never sampled from.
+_SHAPE_ONLY = frozenset({"jax.eval_shape", "equinox.filter_eval_shape", "jax.make_jaxpr", "equinox.filter_make_jaxpr"})
+
+
+def _constant(expr) -> bool:
+    """A seed the caller cannot change: an int literal or arithmetic on literals."""
+    if isinstance(expr, cst.Integer):
+        return True
+    if isinstance(expr, cst.UnaryOperation):
+        return _constant(expr.expression)
+    if isinstance(expr, cst.BinaryOperation):
+        return _constant(expr.left) and _constant(expr.right)
+    return False
+
+
+def _root_sites(scope) -> list:
+    """The transform/decorator sites that make `scope` traced, following callers upwards."""
+    out = []
+    seen = set()
+    todo = [scope]
+    while todo:
+        s = todo.pop()
+        if s is None or id(s) in seen:
+            continue
+        seen.add(id(s))
+        for site in s.sites:
+            if site.kind in ("callee", "nested") and site.via is not None:
+                todo.append(site.via)
+            else:
+                out.append(site)
+        if not s.sites and s.parent is not None and s.parent.function is not None and s.parent.function.traced:
+            todo.append(s.parent.function)
+    return out
+
+
+class KeyMadeInTracedCode(Rule):
+    code = "EQX402"
+    options = {"library": True}
+
+    def __init__(self, ctx, options=None):
+        super().__init__(ctx, options)
+        path = ctx.path
+        self.exempt_path = K.is_test_path(path) or K.is_script_path(path)
+        self.main_blocks: list = []
+
+    def visit_If(self, node: cst.If) -> None:
+        t = node.test
+        if (
+            isinstance(t, cst.Comparison)
+            and isinstance(t.left, cst.Name)
+            and t.left.value == "__name__"
+            and self.ctx.scope.kind == "module"
+        ):
+            self.main_blocks.append(node)
+
+    def leave_If(self, node: cst.If) -> None:
+        if self.main_blocks and self.main_blocks[-1] is node:
+            self.main_blocks.pop()
+
+    def visit_Call(self, node: cst.Call) -> None:
+        ctx = self.ctx
+        func = node.func
+        if not isinstance(func, (cst.Name, cst.Attribute)):
+            return
+        qn = ctx.qualname(func)
+        if qn is None:
+            return
+        if qn in _MAKERS:
+            self._maker(node, qn)
+        elif qn.startswith(("numpy.random.", "random.")):
+            self._host_rng(node, qn)
+
+    # ------------------------------------------------------------------ jr.PRNGKey / jr.key
+    def _maker(self, node: cst.Call, qn: str) -> None:
+        ctx = self.ctx
+        if self.exempt_path or self.main_blocks:
+            return
+        args = [a for a in node.args if not a.star]
+        if len(args) < 1 or not _constant(args[0].value):
+            return  # a key from a seed the caller passes in is deterministic and controllable
+        short = K.short(qn)
+        call_src = ctx.code(node)
+        if len(call_src) > 40:
+            call_src = f"{short}(...)"
+        fn = ctx.scope.function
+        if ctx.in_traced():
+            sites = _root_sites(fn)
+            if sites and all(s.qualname in _SHAPE_ONLY for s in sites):
+                return  # a dummy key for shape inference
+            self.report(
+                node,
+                f"`{call_src}` builds a constant PRNG key inside traced code ({trace_reason(ctx.scope)}): "
+                "the key is baked into the compiled function, so every call draws the same "
+                "numbers and callers cannot control the randomness. Take a `key` argument and "
+                "split it (`key, subkey = jr.split(key)`) or derive per-step keys with "
+                "`jr.fold_in(key, step)`.",
+            )
+            return
+        if not self.opts.get("library", True) or fn is None or fn.kind != "function":
+            return
+        if any(K.KEY_PARAM_RE.match(p) for p in fn.params):
+            return  # a fallback for an optional key argument
+        if fn.name and (fn.name.startswith("test") or fn.name in ("main", "demo", "example")):
+            return
+        if self._shape_only_use(node) or not self._sampled_here(node, fn):
+            return
+        self.report(
+            node,
+            f"`{call_src}` builds a fixed PRNG key inside library function `{fn.name}`, which "
+            "takes no key argument: every call returns the same random numbers and callers "
+            "cannot reseed it. Add a `key` parameter and thread it through (split it with "
+            "`jr.split`) instead of hard-coding a seed.",
+        )
+
+    def _sampled_here(self, node: cst.Call, fn) -> bool:
+        """The fixed key is drawn from in this function (`jr.normal(jr.PRNGKey(0), ...)`, or
+        `k = jr.PRNGKey(0)` then `jr.split(k)`/`jr.uniform(k)`). A dummy key handed to an
+        initialiser, a tracer or a state constructor is left alone: real libraries do that on
+        purpose (shape-only initialisation, deterministic replays, defaults)."""
+        ctx = self.ctx
+        stack = ctx.stack
+        parent = stack[-2] if len(stack) >= 2 else None
+        names = set()
+        if isinstance(parent, cst.Call):
+            if K.key_taking(K.random_qualname(ctx, parent.func)) and K.key_arg(parent) is node:
+                return True
+        elif isinstance(parent, cst.Assign):
+            for t in parent.targets:
+                if isinstance(t.target, cst.Name) and parent.value is node:
+                    names.add(t.target.value)
+        if not names:
+            return False
+        for call in fn.calls:
+            if K.key_taking(K.random_qualname(ctx, call.func)):
+                arg = K.key_arg(call)
+                if isinstance(arg, cst.Name) and arg.value in names:
+                    return True
+        return False
+
+    def _shape_only_use(self, node: cst.Call) -> bool:
+        """`jax.eval_shape(f, key=jr.PRNGKey(0))`-style dummy keys, passed straight to a
+        shape-only transform."""
+        ctx = self.ctx
+        stack = ctx.stack
+        for anc in reversed(stack[:-1]):
+            if isinstance(anc, cst.Call) and ctx.qualname(anc.func) in _SHAPE_ONLY:
+                return True
+        return False
+
+    # ------------------------------------------------------------------ np.random / random
+    def _host_rng(self, node: cst.Call, qn: str) -> None:
+        ctx = self.ctx
+        if not ctx.in_traced():
+            return
+        fn = ctx.scope.function
+        sites = _root_sites(fn)
+        if sites and all(s.qualname in _SHAPE_ONLY for s in sites):
+            return
+        short = qn.replace("numpy.", "np.")
+        self.report(
+            node,
+            f"`{short}` (host random state) inside traced code ({trace_reason(ctx.scope)}): it "
+            "runs once, at trace time, so its value is frozen into the compiled function and "
+            "every call sees the same number. Pass a JAX key in and use the matching "
+            "`jax.random` function (e.g. `jr.normal(key, shape)`, `jr.randint(key, ...)`).",
+        )
