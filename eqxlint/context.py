@@ -417,11 +417,14 @@ class FileContext:
                     continue
             if isinstance(func, cst.Attribute) and func.attr.value in S.CUSTOM_RULE_METHODS:
                 kind = S.CUSTOM_RULE_METHODS[func.attr.value]
-                for arg in call.args:
-                    if arg.keyword is None and not arg.star:
-                        for target in self.resolve_functions(arg.value, scope):
-                            target.ad_rule = target.ad_rule or kind
-                            mark(target, TraceSite("rule", func.attr.value, call))
+                for i, arg in enumerate(a for a in call.args if a.keyword is None and not a.star):
+                    if func.attr.value == "defvjp" and i == 0:
+                        kind_i = "vjp_fwd"
+                    else:
+                        kind_i = kind
+                    for target in self.resolve_functions(arg.value, scope):
+                        target.ad_rule = target.ad_rule or kind_i
+                        mark(target, TraceSite("rule", func.attr.value, call))
         # Assignments into rule tables: ad.primitive_jvps[p] = rule.
         for assign, scope in self.assigns:
             for target in assign.targets:

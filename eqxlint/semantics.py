@@ -137,8 +137,8 @@ CUSTOM_RULE_METHODS = {
     "defjvp": "jvp",
     "def_jvp": "jvp",
     "defjvps": "jvp",
-    "defvjp": "vjp",
-    "def_fwd": "vjp",
+    "defvjp": "vjp",  # defvjp(fwd, bwd): the first argument is the forward (primal) pass
+    "def_fwd": "vjp_fwd",
     "def_bwd": "vjp",
 }
 

@@ -74,7 +74,7 @@ class RawJitOnModule(Rule):
         ctx = self.ctx
         fn = scope
         if fn.cls is not None and ctx.is_module_class(fn.cls) and fn.params and fn.params[0] == "self":
-            return f"a method of the Module `{fn.cls.name}` (its `self` is a Module)", None
+            return f"is a method of the Module `{fn.cls.name}` (its `self` is a Module)", None
         params = _params(fn.node) if fn.kind == "function" else []
         for p in params:
             mt = ctx.module_type(p.annotation)
