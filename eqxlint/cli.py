@@ -149,18 +149,20 @@ def cmd_check(args) -> int:
         from .sharding import parse_shard
 
         parse_shard(args.shard)  # validate early
-    fix = bool(args.fix)
-    report = api.check_paths(
-        paths,
-        settings=settings,
-        fix=fix or args.add_noqa,
-        unsafe_fixes=args.unsafe_fixes,
-        diff=args.diff,
-        jobs=args.jobs,
-        cache=not args.no_cache,
-        force_exclude=args.force_exclude,
-        write=not args.diff,
-    ) if not (args.shard or args.index_file or args.add_noqa) else _special_check(args, paths, settings)
+    if args.shard or args.index_file or args.add_noqa:
+        report = _special_check(args, paths, settings)
+    else:
+        report = api.check_paths(
+            paths,
+            settings=settings,
+            fix=bool(args.fix),
+            unsafe_fixes=args.unsafe_fixes,
+            diff=args.diff,
+            jobs=args.jobs,
+            cache=not args.no_cache,
+            force_exclude=args.force_exclude,
+            write=not args.diff,
+        )
     for m in report.missing:
         sys.stderr.write(f"eqxlint: error: {m}: no such file or directory\n")
     for e in report.errors:
