@@ -1000,7 +1000,7 @@ def cond_branches(ctx, call: cst.Call):
     if any(a.star for a in pos[:3]):
         return None
     if qn == "jax.lax.cond":
-        if len(pos) == 5:
+        if len(pos) == 5 and not isinstance(pos[1].value, cst.Lambda) and isinstance(pos[2].value, cst.Lambda):
             return None  # legacy cond(pred, t_op, t_fun, f_op, f_fun)
         t = pos[1].value if len(pos) > 1 else kws.get("true_fun")
         f = pos[2].value if len(pos) > 2 else kws.get("false_fun")
