@@ -191,3 +191,30 @@ def is_script_path(path: str) -> bool:
 # Calls that bind a key to a function for later replay (`seed(model, key)`, `seed(guide, key)`
 # share one key on purpose); binding twice is not reuse, a draw before or after is.
 KEY_WRAPPERS = frozenset({"numpyro.handlers.seed", "numpyro.primitives.seed"})
+
+
+_NESTED = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
+
+
+def iter_pruned(root):
+    """Pre-order nodes under `root`, not descending into nested functions, lambdas, classes
+    (they are analysed as scopes of their own)."""
+    from ..walker import _FIELDS, _fields_of
+
+    stack = [root]
+    base = cst.CSTNode
+    while stack:
+        node = stack.pop()
+        yield node
+        if node is not root and isinstance(node, _NESTED):
+            continue
+        tp = type(node)
+        names = _FIELDS.get(tp) or _fields_of(tp)
+        for name in reversed(names):
+            value = getattr(node, name)
+            if isinstance(value, base):
+                stack.append(value)
+            elif type(value) is tuple or type(value) is list:
+                for child in reversed(value):
+                    if isinstance(child, base):
+                        stack.append(child)

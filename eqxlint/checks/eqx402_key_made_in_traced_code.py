@@ -3,6 +3,7 @@ library code, or host RNG state (`np.random`, `random`) used inside traced code.
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 import libcst as cst
@@ -14,6 +15,9 @@ from . import _keys as K
 _MAKERS = frozenset({"jax.random.PRNGKey", "jax.random.key"})
 # Transforms that only look at shapes: a dummy key built under them is never sampled from.
 _SHAPE_ONLY = frozenset({"jax.eval_shape", "equinox.filter_eval_shape", "jax.make_jaxpr", "equinox.filter_make_jaxpr"})
+
+
+_SCRIPT_FN = re.compile(r"^_*(test|main$)|example|demo|bench|tutorial|profile")
 
 
 def _constant(expr) -> bool:
@@ -97,6 +101,8 @@ class KeyMadeInTracedCode(Rule):
         if len(call_src) > 40:
             call_src = f"{short}(...)"
         fn = ctx.scope.function
+        if fn is not None and fn.kind == "function" and any(K.KEY_PARAM_RE.match(p) for p in fn.params):
+            return  # a fallback for an optional key argument (`if key is None: key = jr.key(0)`)
         if ctx.in_traced():
             sites = _root_sites(fn)
             if sites and all(s.qualname in _SHAPE_ONLY for s in sites):
@@ -112,10 +118,8 @@ class KeyMadeInTracedCode(Rule):
             return
         if not self.opts.get("library", True) or fn is None or fn.kind != "function":
             return
-        if any(K.KEY_PARAM_RE.match(p) for p in fn.params):
-            return  # a fallback for an optional key argument
-        if fn.name and (fn.name.startswith("test") or fn.name in ("main", "demo", "example")):
-            return
+        if fn.name and _SCRIPT_FN.search(fn.name):
+            return  # an example/benchmark/demo entry point kept inside a library module
         if self._shape_only_use(node) or not self._sampled_here(node, fn):
             return
         self.report(
