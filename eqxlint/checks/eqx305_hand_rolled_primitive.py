@@ -56,6 +56,7 @@ class HandRolledPrimitive(Rule):
         self.binds: dict = {}  # key -> [(bind call, reason)]
         self.trees: dict = {}  # (id(function scope), name) -> origin text
         self.enabled = "bind" in ctx.source
+        self._locals: dict = {}
 
     # -- primitive expressions -------------------------------------------------------------
     def _is_ctor(self, call: cst.Call) -> bool:
@@ -207,6 +208,18 @@ class HandRolledPrimitive(Rule):
         while s is not None and s.kind != "module":
             if s.kind in ("function", "lambda") and name in s.params:
                 return True
+            if s.kind == "function":
+                local = self._locals.get(id(s))
+                if local is None:
+                    local = set()
+                    for a in iter_subtree(s.node.body, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
+                        targets = [t.target for t in a.targets] if isinstance(a, cst.Assign) else [a.target]
+                        for t in targets:
+                            for n in iter_subtree(t, (cst.Name,)):
+                                local.add(n.value)
+                    self._locals[id(s)] = local
+                if name in local:
+                    return True
             s = s.parent
         return False
 
