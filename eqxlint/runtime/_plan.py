@@ -68,16 +68,14 @@ def _checkpointed_scan_eqn(eqn, invals, sizes, rewrite):
     body = p["jaxpr"]
     nc, nk = p["num_consts"], p["num_carry"]
     consts, init, xs = invals[:nc], invals[nc : nc + nk], invals[nc + nk :]
-    if p["reverse"]:
-        xs = [jnp.flip(x, 0) for x in xs]
 
     def f(carry, x):
         out = _eval_jaxpr(body.jaxpr, body.consts, *consts, *carry, *x, rewrite=rewrite)
         return out[:nk], out[nk:]
 
-    carry, ys = checkpointed_scan(f, list(init), list(xs), length=p["length"], checkpoints=sizes)
-    if p["reverse"]:
-        ys = [jnp.flip(y, 0) for y in ys]
+    carry, ys = checkpointed_scan(
+        f, list(init), list(xs), length=p["length"], reverse=p["reverse"], checkpoints=sizes
+    )
     return [*carry, *ys]
 
 

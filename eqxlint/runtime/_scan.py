@@ -43,9 +43,8 @@ def scan_schedule(length: int, checkpoints: Checkpoints = "binomial") -> tuple[i
     if isinstance(checkpoints, int):
         if checkpoints < 1:
             raise ValueError(f"checkpoints must be >= 1, got {checkpoints}")
-        if checkpoints >= length:
-            return ()
-        return (math.ceil(length / checkpoints),)
+        block = math.ceil(length / checkpoints)
+        return (block,) if checkpoints < length and block < length else ()
     if checkpoints == "sqrt":
         # ~sqrt(n) checkpoints, and segments of ~sqrt(n) steps whose residuals are kept.
         block = math.ceil(math.sqrt(length))
@@ -87,6 +86,7 @@ def checkpointed_scan(
     xs: _X,
     *,
     length: int | None = None,
+    reverse: bool = False,
     checkpoints: Checkpoints = "binomial",
 ) -> tuple[_Carry, _Y]:
     """A `jax.lax.scan` whose reverse-mode memory grows sub-linearly with its length.
@@ -107,6 +107,7 @@ def checkpointed_scan(
     - `init`: the initial carry.
     - `xs`: a PyTree of arrays scanned over their leading axis, or `None`.
     - `length`: the number of steps; required if `xs` is `None`.
+    - `reverse`: scan from the end of `xs` to its start, as for `lax.scan`.
     - `checkpoints`: the schedule (see [`scan_schedule`][] for the segment sizes used):
         - `"binomial"` (default): recursive checkpointing with `k = ceil(log_8 n)` levels
           of fan-out `~n^(1/k)` (about 8): about `k·n^(1/k)` carries of memory (64 + a
@@ -137,6 +138,10 @@ def checkpointed_scan(
                 f"checkpointed_scan: every leaf of xs must have leading axis {length}, "
                 f"got shape {leaf.shape}"
             )
+    if reverse:
+        flip = lambda tree: jtu.tree_map(lambda a: jnp.flip(a, 0), tree)
+        carry, ys = checkpointed_scan(f, init, flip(xs), length=length, checkpoints=checkpoints)
+        return carry, flip(ys)
     sizes = scan_schedule(length, checkpoints)
     if not sizes:
         return lax.scan(f, init, xs, length=length)
@@ -245,7 +250,7 @@ def checkpointed_scan(
         return (c, ys), (consts, xs, ckpts, c_rem)
 
     def _bwd(res, cts):
-        consts, xs, ckpts, c_rem = res
+        consts, xs, ckpts, c_rem = jtu.tree_map(jnp.asarray, res)
         ct_c, ct_ys = cts
         seg = sizes[0]
         count, rem = divmod(n, seg)
@@ -260,4 +265,9 @@ def checkpointed_scan(
         return acc, ct_init, dxs
 
     _scan.defvjp(_fwd, _bwd)
+    # Python scalars (e.g. weak-typed closed-over floats) would otherwise reach the
+    # backward pass as Python numbers and be mistaken for non-differentiable leaves.
+    consts = [jnp.asarray(c) for c in consts]
+    init = jtu.tree_map(jnp.asarray, init)
+    xs = jtu.tree_map(jnp.asarray, xs)
     return _scan(consts, init, xs)

@@ -1,7 +1,11 @@
+import math
+
 import pytest
 
 
 jax = pytest.importorskip("jax")
+hypothesis = pytest.importorskip("hypothesis")
+import hypothesis.strategies as st  # noqa: E402
 import jax.lax as lax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import jax.random as jr  # noqa: E402
@@ -88,6 +92,47 @@ def test_xs_none_and_closure_and_vmap():
     )
     with pytest.raises(ValueError, match="length"):
         checkpointed_scan(lambda c, x: (c, None), c0, None)
+
+
+def test_reverse():
+    def loss(scan, w, xs):
+        c, ys = scan(lambda c, x: (jnp.tanh(c * w + x), c), jnp.array(0.3), xs, reverse=True)
+        return c + jnp.sum(ys * jnp.arange(ys.shape[0]))
+
+    xs = jnp.linspace(0, 1, 23)
+    ours = jax.value_and_grad(lambda w, xs: loss(checkpointed_scan, w, xs), (0, 1))(0.7, xs)
+    ref = jax.value_and_grad(lambda w, xs: loss(lax.scan, w, xs), (0, 1))(0.7, xs)
+    _assert_trees_close(ours, ref)
+
+
+@hypothesis.settings(max_examples=25, deadline=None)
+@hypothesis.given(
+    length=st.integers(1, 100_000),
+    checkpoints=st.one_of(st.sampled_from(["sqrt", "binomial"]), st.integers(1, 1000)),
+)
+def test_schedule_properties(length, checkpoints):
+    sizes = scan_schedule(length, checkpoints)
+    assert all(1 <= b < length for b in sizes)
+    assert list(sizes) == sorted(set(sizes), reverse=True)
+    if checkpoints == "binomial" and length >= 64:
+        # memory in carries: saved carries per level + the innermost segment
+        carries = math.ceil(length / sizes[0]) + sum(math.ceil(a / b) for a, b in zip(sizes, sizes[1:]))
+        assert carries + sizes[-1] <= 4 * len(sizes) * length ** (1 / len(sizes)) + 8
+
+
+@hypothesis.settings(max_examples=4, deadline=None, derandomize=True)
+@hypothesis.given(length=st.integers(2, 60), seg=st.integers(1, 9), seg2=st.integers(1, 4))
+def test_random_schedules_match(length, seg, seg2):
+    sizes = tuple(sorted({seg * seg2 + 1, seg2}, reverse=True))
+    xs = jnp.sin(jnp.arange(length, dtype=jnp.float32))
+
+    def loss(scan, w, xs):
+        c, ys = scan(lambda c, x: (jnp.sin(c * w) + x, c * x), jnp.array(0.1), xs)
+        return c + jnp.sum(ys)
+
+    ours = jax.grad(lambda w, xs: loss(lambda *a: checkpointed_scan(*a, checkpoints=sizes), w, xs), (0, 1))
+    ref = jax.grad(lambda w, xs: loss(lax.scan, w, xs), (0, 1))
+    _assert_trees_close(ours(0.9, xs), ref(0.9, xs), rtol=1e-4, atol=1e-4)
 
 
 def test_second_order_reverse():
