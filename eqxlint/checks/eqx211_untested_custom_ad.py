@@ -1,0 +1,259 @@
+"""EQX211 untested-custom-ad: custom JVP/VJP or primitive rules no test checks against finite
+differences or under vmap.
+
+One class, two phases:
+- per file (it is a `Rule`, so it runs on every linted file when EQX211 is enabled): `end_file`
+  writes `ctx.facts["eqx211"]` = {"defs": custom-AD definitions of a non-test file,
+  "units": test units (test functions / test-file functions) with finite-difference or vmap
+  evidence and the identifiers each mentions, "tests": whether the file holds tests at all,
+  "prototype": the file opts out as a prototype}. These facts are cached with the file's result
+  (the cache key includes the enabled rules), and reach `check_project` through
+  `ProjectIndex.facts[path]`. No collector is added to `index.COLLECTORS`: the facts are only
+  needed when this rule runs.
+- project (it is a `ProjectRule`): `check_project` reports each definition that no evidence-bearing
+  test unit mentions by name (its own name, or the module-level function that contains it), and
+  each primitive with hand-registered JVP/transpose/batching rules (from the project index) that
+  none mentions. Silent when the project holds no tests at all (linting a wheel, or `src/` alone,
+  says nothing about the tests).
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from .. import semantics as S
+from ..diagnostics import Diagnostic
+from ..rule import ProjectRule, Rule
+from ..walker import iter_subtree
+
+KEY = "eqx211"
+PROTOTYPE_MARK = "eqxlint: prototype"
+PROTOTYPE_DIRS = ("prototype", "prototypes", "experimental", "sandbox", "scratch", "examples", "notebooks", "benchmarks", "scripts")
+
+# Finite-difference checkers (also check custom rules against numerical derivatives).
+FD_CHECKERS = {
+    "jax.test_util.check_grads", "jax.test_util.check_jvp", "jax.test_util.check_vjp",
+    "jax._src.test_util.check_grads", "jax._src.public_test_util.check_grads",
+    "jax._src.public_test_util.check_jvp", "jax._src.public_test_util.check_vjp",
+    "eqxlint.runtime.check_jvp", "eqxlint.runtime.check_vjp", "eqxlint.runtime.check_primitive",
+    "chex.assert_numerical_grads",
+}
+VMAP_CHECKERS = {
+    "jax.vmap", "equinox.filter_vmap", "equinox.internal.filter_vmap", "eqxlint.runtime.check_vmap",
+    "eqxlint.runtime.check_primitive",
+}
+FD_NAME_HINTS = ("finite_diff", "finite_difference", "numerical_grad", "numerical_jvp", "numerical_jacobian", "fd_grad", "fd_jvp", "check_grads", "check_jvp", "check_vjp", "check_primitive")
+VMAP_NAME_HINTS = ("check_vmap",)
+
+
+def _is_test_path(path: str) -> bool:
+    p = path.replace("\\", "/")
+    name = p.rsplit("/", 1)[-1]
+    return (
+        "/tests/" in p or "/test/" in p or p.startswith(("tests/", "test/")) or name.startswith("test_")
+        or name.endswith(("_test.py", "_tests.py")) or name == "conftest.py"
+    )
+
+
+def _is_test_name(name) -> bool:
+    """pytest-style test function names: `test`, `test_x`, `testX`."""
+    name = name or ""
+    return name == "test" or name.startswith("test_") or (name.startswith("test") and name[4:5].isupper())
+
+
+def _is_prototype_path(path: str) -> bool:
+    parts = path.replace("\\", "/").split("/")[:-1]
+    return any(p.lower() in PROTOTYPE_DIRS for p in parts)
+
+
+def _is_fd_quotient(node: cst.BinaryOperation) -> bool:
+    """`(f(x + h) - f(x)) / h`, `(f(x + eps) - f(x - eps)) / (2 * eps)`."""
+    if not isinstance(node.operator, cst.Divide):
+        return False
+    num = node.left
+    if not (isinstance(num, cst.BinaryOperation) and isinstance(num.operator, cst.Subtract)):
+        return False
+    if not (isinstance(num.left, cst.Call) and isinstance(num.right, cst.Call)):
+        return False
+    for call in (num.left, num.right):
+        for arg in call.args:
+            if isinstance(arg.value, cst.BinaryOperation) and isinstance(arg.value.operator, (cst.Add, cst.Subtract)):
+                return True
+    return False
+
+
+class UntestedCustomAD(Rule, ProjectRule):
+    code = "EQX211"
+    options = {}
+
+    # ---------------------------------------------------------------- per-file facts
+    def end_file(self) -> None:
+        ctx = self.ctx
+        path = ctx.path
+        test_file = _is_test_path(path)
+        facts = {"tests": test_file, "defs": [], "units": [], "prototype": False}
+        facts["prototype"] = _is_prototype_path(path) or PROTOTYPE_MARK in ctx.source
+        if not test_file:
+            facts["defs"] = self._custom_ad_defs()
+        units = self._test_units(test_file)
+        if units is not None:
+            facts["tests"] = facts["tests"] or units[0]
+            facts["units"] = units[1]
+        ctx.facts[KEY] = facts
+
+    def _custom_ad_defs(self) -> list:
+        ctx = self.ctx
+        out = []
+        for scope in ctx.scopes:
+            if scope.kind != "function":
+                continue
+            kind = None
+            for dec in scope.node.decorators:
+                expr = dec.decorator
+                if isinstance(expr, cst.Call):
+                    qn = ctx.qualname(expr.func)
+                    if qn in ("functools.partial", "partial") and expr.args:
+                        qn = ctx.qualname(expr.args[0].value)
+                else:
+                    qn = ctx.qualname(expr)
+                if qn in S.CUSTOM_JVP:
+                    kind = "custom JVP"
+                elif qn in S.CUSTOM_VJP:
+                    kind = "custom VJP"
+            if kind is None:
+                continue
+            out.append(self._def_fact(scope.node.name, scope.name, kind, scope))
+        for assign, scope in ctx.assigns:
+            val = assign.value
+            if not isinstance(val, cst.Call):
+                continue
+            qn = ctx.qualname(val.func)
+            if qn not in S.CUSTOM_JVP and qn not in S.CUSTOM_VJP:
+                continue
+            kind = "custom JVP" if qn in S.CUSTOM_JVP else "custom VJP"
+            for t in assign.targets:
+                if isinstance(t.target, cst.Name):
+                    fn = scope.function
+                    out.append(self._def_fact(t.target, t.target.value, kind, fn or scope))
+        return out
+
+    def _def_fact(self, node, name: str, kind: str, scope) -> dict:
+        ctx = self.ctx
+        pos = ctx.position(node)
+        # The module-level function (or class) that contains a nested definition: tests call that.
+        outer = []
+        s = scope
+        while s is not None and s.parent is not None:
+            if s.kind in ("function", "class") and s.name and s.name != name:
+                outer.append(s.name)
+            s = s.parent
+        return {
+            "name": name, "kind": kind, "outer": outer, "row": pos[0], "col": pos[1] + 1,
+            "end_row": pos[2], "end_col": pos[3] + 1, "line_text": " ".join(ctx.line_comment(pos[0]).split()),
+            "module": ctx.module_name,
+        }
+
+    def _test_units(self, test_file: bool):
+        """(has tests?, [{"names": [...], "fd": bool, "vmap": bool}]) for units with evidence."""
+        ctx = self.ctx
+        candidates = []
+        for scope in ctx.scopes:
+            if scope.kind != "function":
+                continue
+            if scope.parent is not ctx.module_scope and not (scope.parent.kind == "class" and scope.parent.parent is ctx.module_scope):
+                continue
+            candidates.append(scope)
+        is_test = (lambda n: True) if test_file else _is_test_name
+        has_tests = test_file or any(is_test(s.name) for s in candidates)
+        if not has_tests or not candidates:
+            return has_tests, []
+        info = {}
+        for scope in candidates:
+            names = set()
+            fd = vmap = False
+            for node in iter_subtree(scope.node, (cst.Name, cst.Attribute, cst.Call, cst.BinaryOperation, cst.SimpleString)):
+                if isinstance(node, cst.Name):
+                    names.add(node.value)
+                elif isinstance(node, cst.Attribute):
+                    names.add(node.attr.value)
+                elif isinstance(node, cst.SimpleString):
+                    v = node.evaluated_value
+                    if isinstance(v, str) and v.isidentifier():
+                        names.add(v)  # primitive names, parametrize ids
+                elif isinstance(node, cst.Call):
+                    qn = ctx.qualname(node.func) or ""
+                    tail = qn.rsplit(".", 1)[-1] if qn else (node.func.attr.value if isinstance(node.func, cst.Attribute) else "")
+                    low = tail.lower()
+                    if qn in FD_CHECKERS or any(h in low for h in FD_NAME_HINTS):
+                        fd = True
+                    if qn in VMAP_CHECKERS or any(h in low for h in VMAP_NAME_HINTS):
+                        vmap = True
+                elif isinstance(node, cst.BinaryOperation) and _is_fd_quotient(node):
+                    fd = True
+            info[scope.name] = (names, fd, vmap)
+        # One level through same-file helpers: a test calling `_check(f)` where `_check` does the
+        # finite-difference comparison.
+        units = []
+        for name, (names, fd, vmap) in info.items():
+            if not is_test(name):
+                continue
+            for other, (onames, ofd, ovmap) in info.items():
+                if other != name and other in names:
+                    fd = fd or ofd
+                    vmap = vmap or ovmap
+            if fd or vmap:
+                units.append({"names": sorted(names), "fd": fd, "vmap": vmap})
+        return has_tests, units
+
+    # ---------------------------------------------------------------- project phase
+    @classmethod
+    def check_project(cls, index, options: dict) -> list:
+        facts_by_path = {p: f.get(KEY) for p, f in index.facts.items() if f.get(KEY) is not None}
+        if not any(f["tests"] for f in facts_by_path.values()):
+            return []  # no tests in view: nothing can be said about them
+        covered: set = set()
+        for f in facts_by_path.values():
+            for unit in f["units"]:
+                covered.update(unit["names"])
+        out = []
+        for path, f in facts_by_path.items():
+            if f["prototype"]:
+                continue
+            for d in f["defs"]:
+                if d["name"] in covered or any(o in covered for o in d["outer"]):
+                    continue
+                out.append(Diagnostic(
+                    code=cls.code,
+                    message=(
+                        f"{d['kind']} `{d['name']}` is not checked by any test against finite "
+                        "differences or under `vmap`: a wrong derivative or batching rule gives "
+                        "silently wrong gradients, and primal-only tests cannot see it. Add a test "
+                        f"that calls `jax.test_util.check_grads({d['name']}, args, order=1)` or "
+                        f"`eqxlint.runtime.check_jvp`/`check_vjp`/`check_vmap` on `{d['name']}`."
+                    ),
+                    filename=path, row=d["row"], column=d["col"], end_row=d["end_row"],
+                    end_column=d["end_col"], severity="info", noqa_row=d["row"], line_text=d["line_text"],
+                ))
+        for qual, prim in getattr(index, "primitives", {}).items():
+            f = facts_by_path.get(prim.path)
+            if f is None or f["prototype"] or prim.nondiff:
+                continue
+            kinds = [k for k in ("jvp", "transpose", "batching") if prim.rules.get(k)]
+            if not kinds:
+                continue
+            var = qual.rsplit(".", 1)[-1]
+            if var in covered or (prim.name and prim.name in covered):
+                continue
+            out.append(Diagnostic(
+                code=cls.code,
+                message=(
+                    f"Primitive `{var}` has hand-registered {', '.join(kinds)} rule(s) that no test "
+                    "checks against finite differences or under `vmap`: a wrong rule gives silently "
+                    "wrong gradients or batched results. Add a test calling "
+                    f"`eqxlint.runtime.check_primitive({var}, *example_args)` (JVP vs finite "
+                    "differences, transpose by the dot-product test, batching vs a loop)."
+                ),
+                filename=prim.path, row=prim.row, column=prim.col, end_row=prim.end_row,
+                end_column=prim.end_col, severity="info", noqa_row=prim.row, line_text=prim.line_text,
+            ))
+        return out
