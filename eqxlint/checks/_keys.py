@@ -218,3 +218,6 @@ def iter_pruned(root):
                 for child in reversed(value):
                     if isinstance(child, base):
                         stack.append(child)
+
+# Loops whose body function runs once per iteration: qualname -> position of the body argument.
+LOOP_BODIES = {"jax.lax.fori_loop": 2, "jax.lax.scan": 0, "jax.lax.while_loop": 1, "jax.lax.map": 0}

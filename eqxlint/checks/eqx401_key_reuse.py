@@ -110,6 +110,11 @@ class KeyReuse(Rule):
             return
         self._analyse(self.ctx.scope, _body(node.body), node.params)
 
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        # Only lambdas that are loop bodies (`lax.fori_loop(0, n, lambda i, x: ..., x)`).
+        if self._active and self._loop_site(self.ctx.scope) is not None:
+            self._analyse(self.ctx.scope, [node.body], node.params)
+
     # ----------------------------------------------------------------- set-up
     def _analyse(self, scope, stmts: list, params: Optional[cst.Parameters]) -> None:
         ctx = self.ctx
@@ -130,7 +135,50 @@ class KeyReuse(Rule):
         self.keys = self._key_names(stmts, params)
         self.frames: list = []
         state: Optional[dict] = {}
+        site = self._loop_site(scope)
+        if site is not None:
+            # A `lax.fori_loop`/`scan`/`while_loop` body runs once per iteration: a key it does
+            # not receive as an argument or derive itself is the same key every iteration.
+            assigned: set = set(scope.params)
+            for stmt in stmts:
+                for node in K.iter_pruned(stmt):
+                    if isinstance(node, cst.AssignTarget):
+                        _target_names(node.target, assigned)
+                    elif isinstance(node, (cst.AugAssign, cst.AnnAssign)):
+                        _target_names(node.target, assigned)
+                    elif isinstance(node, (cst.For, cst.CompFor)):
+                        _target_names(node.target, assigned)
+                    elif isinstance(node, cst.NamedExpr):
+                        _target_names(node.target, assigned)
+            what = f"function run as the `{K.short(site.qualname).replace('jax.lax.', 'lax.')}` body"
+            self.frames.append(_Frame(site.node, assigned, False, what))
+        if stmts and isinstance(stmts[0], cst.BaseExpression):
+            self._expr(stmts[0], state)
+            return
         self._block(stmts, state)
+
+    def _loop_site(self, scope):
+        for site in scope.sites:
+            if site.kind == "call" and site.qualname in K.LOOP_BODIES:
+                call = site.node
+                if isinstance(call, cst.Call) and self._is_body_arg(call, scope, site.qualname):
+                    return site
+        return None
+
+    def _is_body_arg(self, call: cst.Call, scope, qn: str) -> bool:
+        """`scope` is the body (not the cond) of the loop `call`."""
+        pos = K.LOOP_BODIES[qn]
+        args = [a for a in call.args if a.keyword is None and not a.star]
+        arg = args[pos].value if len(args) > pos else None
+        if arg is None:
+            for a in call.args:
+                if a.keyword is not None and a.keyword.value in ("body_fun", "f"):
+                    arg = a.value
+        if arg is None:
+            return False
+        if arg is scope.node:
+            return True
+        return any(s is scope for s in self.ctx.resolve_functions(arg, scope.parent))
 
     def _key_names(self, stmts: list, params) -> set:
         """Names (and attribute/index tokens) in this scope that hold PRNG keys."""
