@@ -4,7 +4,6 @@ from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
-import jax
 import jax.lax as lax
 import jax.tree_util as jtu
 from jaxtyping import Array, ArrayLike, Bool, PyTree

@@ -1,7 +1,7 @@
 """`define_primitive`: a JAX primitive whose every rule can be derived from one `impl`."""
 
 import functools as ft
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable
 from typing import Any, Literal
 
 import jax
@@ -49,7 +49,14 @@ class Primitive:
     differentiable: bool
     linear_transpose: bool
 
-    def __init__(self, primitive, impl, multiple_results, differentiable, transpose):
+    def __init__(
+        self,
+        primitive: jax.extend.core.Primitive,
+        impl: Callable[..., Any],
+        multiple_results: bool,
+        differentiable: bool,
+        transpose: bool,
+    ):
         self.primitive = primitive
         self.name = primitive.name
         self.impl = impl

@@ -3,7 +3,6 @@
 from typing import Any
 
 import equinox as eqx
-import jax
 import jax.tree_util as jtu
 from jaxtyping import PyTree
 
