@@ -1,5 +1,6 @@
 """`assert_static_unchanged`: check that the static part of a state did not change."""
 
+import dataclasses
 from typing import Any
 
 import equinox as eqx
@@ -14,6 +15,34 @@ class StaticChangedError(AssertionError):
 
 def _aval(x: Any) -> tuple[tuple[int, ...], Any]:
     return (tuple(x.shape), x.dtype)
+
+
+def _structure_diff(old: Any, new: Any, where: str) -> list[str]:
+    """Best-effort description of where two PyTrees' structures differ, looking inside
+    `eqx.Module` fields (static fields included), sequences and dicts."""
+    if type(old) is not type(new):
+        return [f"  {where}: {type(old).__name__} became {type(new).__name__}"]
+    if isinstance(old, eqx.Module):
+        out = []
+        for field in dataclasses.fields(old):
+            o, n = getattr(old, field.name, None), getattr(new, field.name, None)
+            if field.metadata.get("static", False):
+                if not (eqx.tree_equal(o, n) is True):
+                    out.append(f"  {where}.{field.name} (static field): {o!r} became {n!r}")
+            else:
+                out.extend(_structure_diff(o, n, f"{where}.{field.name}"))
+        return out
+    if isinstance(old, (list, tuple)):
+        if len(old) != len(new):
+            return [f"  {where}: length {len(old)} became {len(new)}"]
+        return [d for i, (o, n) in enumerate(zip(old, new)) for d in _structure_diff(o, n, f"{where}[{i}]")]
+    if isinstance(old, dict):
+        if set(old) != set(new):
+            return [f"  {where}: keys {sorted(map(repr, old))} became {sorted(map(repr, new))}"]
+        return [d for k in old for d in _structure_diff(old[k], new[k], f"{where}[{k!r}]")]
+    if jtu.tree_structure(old) != jtu.tree_structure(new):
+        return [f"  {where}: {jtu.tree_structure(old)} became {jtu.tree_structure(new)}"]
+    return []
 
 
 def assert_static_unchanged(
@@ -51,8 +80,11 @@ def assert_static_unchanged(
     old_struct = jtu.tree_structure(old)
     new_struct = jtu.tree_structure(new)
     if old_struct != new_struct:
+        details = _structure_diff(old, new, name)
         raise StaticChangedError(
-            f"the structure of {name} changed:\n  old: {old_struct}\n  new: {new_struct}"
+            f"the structure of {name} changed:\n"
+            + ("\n".join(details) + "\n" if details else "")
+            + f"  old: {old_struct}\n  new: {new_struct}"
         )
     _, old_static = eqx.partition(old, eqx.is_array)
     _, new_static = eqx.partition(new, eqx.is_array)

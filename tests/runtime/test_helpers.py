@@ -165,7 +165,9 @@ def test_assert_static_unchanged_names_leaf():
     with pytest.raises(StaticChangedError, match=r"float32\[3\] became float32\[4\]"):
         assert_static_unchanged(s, eqx.tree_at(lambda t: t.x, s, jnp.ones(4)))
     assert_static_unchanged(s, eqx.tree_at(lambda t: t.x, s, jnp.ones(4)), check_shapes=False)
-    with pytest.raises(StaticChangedError, match="structure"):
+    with pytest.raises(StaticChangedError, match=r"state\.mode \(static field\): 'a' became 'b'"):
         assert_static_unchanged(s, _State(jnp.ones(3), 0.1, "b"))
+    with pytest.raises(StaticChangedError, match=r"state\[1\]: length 2 became 3"):
+        assert_static_unchanged([1, (2, 3)], [1, (2, 3, 4)])
     with pytest.raises(StaticChangedError, match="array became static"):
         assert_static_unchanged({"a": jnp.ones(2)}, {"a": 1.0})
