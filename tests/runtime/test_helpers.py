@@ -5,7 +5,7 @@ import pytest
 
 
 jax = pytest.importorskip("jax")
-import equinox as eqx  # noqa: E402
+eqx = pytest.importorskip("equinox")
 import jax.numpy as jnp  # noqa: E402
 import jax.random as jr  # noqa: E402
 import jax.tree_util as jtu  # noqa: E402
@@ -35,6 +35,21 @@ def test_import_does_not_load_libcst_or_linter():
     )
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root, env=env)
+
+
+def test_device_env_var_is_enforced():
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, EQXLINT_TEST_DEVICE="no-such-backend")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         os.path.join(here, "test_helpers.py"), "-k", "rejects_batched_key"],
+        capture_output=True, text=True, env=env, cwd=os.path.dirname(os.path.dirname(here)),
+    )
+    assert proc.returncode != 0
+    assert "EQXLINT_TEST_DEVICE='no-such-backend'" in proc.stdout
+    assert jax.default_backend() in proc.stdout
 
 
 def test_runtime_sources_never_import_linter():
