@@ -164,6 +164,7 @@ class FileContext:
         self.solvers = solvers
         self.options = options or {}
         self.aliases: dict[str, str] = {}
+        self.raw_aliases: dict[str, str] = {}  # as written, before canonicalisation
         self.module_scope = Scope(module, "module", None, None)
         self.scope_of: dict[int, Scope] = {}
         self.scopes: list[Scope] = []
@@ -237,9 +238,11 @@ class FileContext:
                 continue
             if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
                 self.aliases[alias.asname.name.value] = canonical(full)
+                self.raw_aliases[alias.asname.name.value] = full
             else:
                 top = full.split(".")[0]
                 self.aliases[top] = top
+                self.raw_aliases[top] = top
 
     def _resolve_relative(self, node: cst.ImportFrom) -> Optional[str]:
         mod = dotted(node.module) if node.module is not None else None
@@ -270,6 +273,7 @@ class FileContext:
             if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
                 bound = alias.asname.name.value
             self.aliases[bound] = canonical(f"{base}.{name}")
+            self.raw_aliases[bound] = f"{base}.{name}"
 
     # ------------------------------------------------------------------ names
     def qualname(self, expr) -> Optional[str]:
@@ -298,8 +302,9 @@ class FileContext:
         return any(v == prefix or v.startswith(prefix + ".") for v in self.aliases.values())
 
     def alias_for(self, qualname: str) -> Optional[str]:
-        """The local name under which a module is imported (`equinox` -> `eqx`)."""
-        for local, full in self.aliases.items():
+        """The local name under which a module is imported as itself (`equinox` -> `eqx`);
+        `from jax._src import api` is not an alias of `jax` even though its names are."""
+        for local, full in self.raw_aliases.items():
             if full == qualname:
                 return local
         return None
@@ -585,26 +590,26 @@ class FileContext:
     def code(self, node: cst.CSTNode) -> str:
         return self.module.code_for_node(node)
 
-    def position(self, node: cst.CSTNode):
-        """(row, col, end_row, end_col), 1-based rows and 0-based columns. Computed lazily for
-        the whole file the first time any node's position is needed."""
+    def position(self, node: cst.CSTNode, hint: Optional[cst.CSTNode] = None):
+        """(row, col, end_row, end_col), 1-based rows and 0-based columns: exactly LibCST's
+        PositionProvider range, computed only for the top-level statement that holds the node
+        (`hint`: a node known to be near it; during replay the current node is used)."""
         if self._positions is None:
-            from libcst.metadata import MetadataWrapper, PositionProvider
-
-            wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
-            self._positions = wrapper.resolve(PositionProvider)
-        rng = self._positions.get(node)
+            self._positions = LocalPositions(self, inclusive=False)
+        if hint is None and self.stack:
+            hint = self.stack[-1]
+        rng = self._positions.get(node, hint)
         if rng is None:
             return None
         return rng.start.line, rng.start.column, rng.end.line, rng.end.column
 
-    def whitespace_range(self, node: cst.CSTNode):
+    def whitespace_range(self, node: cst.CSTNode, hint: Optional[cst.CSTNode] = None):
+        """As `position`, with LibCST's WhitespaceInclusivePositionProvider."""
         if self._ws_positions is None:
-            from libcst.metadata import MetadataWrapper, WhitespaceInclusivePositionProvider
-
-            wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
-            self._ws_positions = wrapper.resolve(WhitespaceInclusivePositionProvider)
-        rng = self._ws_positions.get(node)
+            self._ws_positions = LocalPositions(self, inclusive=True)
+        if hint is None and self.stack:
+            hint = self.stack[-1]
+        rng = self._ws_positions.get(node, hint)
         if rng is None:
             return None
         return rng.start.line, rng.start.column, rng.end.line, rng.end.column
@@ -614,3 +619,148 @@ class FileContext:
         `# eqxlint: nondifferentiable`."""
         lines = self.lines
         return lines[row - 1] if 0 < row <= len(lines) else ""
+
+
+# ---------------------------------------------------------------------------- local positions
+_NEWLINE_RE = None
+
+
+def _all_fields(tp: type, _cache: dict = {}) -> tuple:
+    names = _cache.get(tp)
+    if names is None:
+        import dataclasses
+
+        names = _cache[tp] = tuple(f.name for f in dataclasses.fields(tp))
+    return names
+
+
+def _contains(root: cst.CSTNode, target: cst.CSTNode) -> bool:
+    """Whether `target` is `root` or lies anywhere under it (every field, trivia included)."""
+    node_base = cst.CSTNode
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node is target:
+            return True
+        for name in _all_fields(type(node)):
+            value = getattr(node, name)
+            if isinstance(value, node_base):
+                stack.append(value)
+            elif type(value) is tuple or type(value) is list:
+                stack.extend(v for v in value if isinstance(v, node_base))
+    return False
+
+
+class LocalPositions:
+    """LibCST's PositionProvider / WhitespaceInclusivePositionProvider, computed for one top-level
+    statement at a time instead of the whole file.
+
+    Every top-level statement starts at column 0 with no indentation on the codegen stack, so
+    running LibCST's own position-tracking codegen state over that statement alone, started at
+    the statement's line, records exactly the ranges the whole-file run records for its nodes.
+    The statement's line comes from plain codegen of the statements before it (no position
+    tracking: several times cheaper). Nodes outside every top-level statement (the module
+    itself, header and footer comments) fall back to the whole-file provider."""
+
+    def __init__(self, ctx: "FileContext", inclusive: bool):
+        self.ctx = ctx
+        self.inclusive = inclusive
+        self.ranges: dict = {}  # node -> CodeRange, for the statements done so far
+        self.done: set = set()  # indices of top-level statements done
+        self._starts: list = []  # (line, column) at the start of body[k], k < len(_starts)
+        self._prefix = None  # CodegenState after header + body[:len(_starts) - 1]
+        self._owner: Optional[dict] = None  # id(event node) -> top-level statement index
+        self._full = None
+
+    def _start(self, k: int):
+        global _NEWLINE_RE
+        from libcst._nodes.internal import CodegenState
+
+        module = self.ctx.module
+        if _NEWLINE_RE is None:
+            from libcst.metadata.position_provider import NEWLINE_RE as _NEWLINE_RE
+        if self._prefix is None:
+            self._prefix = CodegenState(default_indent=module.default_indent, default_newline=module.default_newline)
+            self._line, self._col = 1, 0
+            for h in module.header:
+                h._codegen(self._prefix)
+            self._advance()
+        body = module.body
+        while len(self._starts) <= k:
+            i = len(self._starts)
+            if i > 0:
+                body[i - 1]._codegen(self._prefix)
+                self._advance()
+            self._starts.append((self._line, self._col))
+        return self._starts[k]
+
+    def _advance(self) -> None:
+        text = "".join(self._prefix.tokens)
+        self._prefix.tokens.clear()
+        segments = _NEWLINE_RE.split(text)
+        if len(segments) == 1:
+            self._col += len(text)
+        else:
+            self._line += len(segments) - 1
+            self._col = len(segments[-1])
+
+    def _compute(self, k: int) -> None:
+        from libcst.metadata.position_provider import (
+            PositionProvider,
+            PositionProvidingCodegenState,
+            WhitespaceInclusivePositionProvider,
+            WhitespaceInclusivePositionProvidingCodegenState,
+        )
+
+        module = self.ctx.module
+        line, col = self._start(k)
+        if self.inclusive:
+            provider, state_cls = WhitespaceInclusivePositionProvider(), WhitespaceInclusivePositionProvidingCodegenState
+        else:
+            provider, state_cls = PositionProvider(), PositionProvidingCodegenState
+        state = state_cls(default_indent=module.default_indent, default_newline=module.default_newline, provider=provider)
+        state.line, state.column = line, col
+        module.body[k]._codegen(state)
+        self.ranges.update(provider._computed)
+        self.done.add(k)
+
+    def _candidates(self, node, hint):
+        owner = self._owner
+        if owner is None:
+            owner = self._owner = {}
+            events = getattr(self.ctx, "events", None)
+            bounds = getattr(self.ctx, "event_bounds", None)
+            if events is not None and bounds:
+                ends = list(bounds[1:]) + [len(events) - 1]
+                for k, (a, b) in enumerate(zip(bounds, ends)):
+                    for ev_node, _ in events[a:b]:
+                        owner[id(ev_node)] = k
+        seen = []
+        for n in (node, hint):
+            k = owner.get(id(n)) if n is not None else None
+            if k is not None and k not in seen:
+                seen.append(k)
+        return seen
+
+    def get(self, node, hint=None):
+        rng = self.ranges.get(node)
+        if rng is not None:
+            return rng
+        body = self.ctx.module.body
+        for k in self._candidates(node, hint):
+            if k not in self.done:
+                self._compute(k)
+                rng = self.ranges.get(node)
+                if rng is not None:
+                    return rng
+        if node is not self.ctx.module:
+            for k, stmt in enumerate(body):
+                if k not in self.done and _contains(stmt, node):
+                    self._compute(k)
+                    return self.ranges.get(node)
+        if self._full is None:
+            from libcst.metadata import MetadataWrapper, PositionProvider, WhitespaceInclusivePositionProvider
+
+            wrapper = MetadataWrapper(self.ctx.module, unsafe_skip_copy=True)
+            self._full = wrapper.resolve(WhitespaceInclusivePositionProvider if self.inclusive else PositionProvider)
+        return self._full.get(node)

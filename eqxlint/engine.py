@@ -22,7 +22,7 @@ from . import semantics as S
 from .context import CONTEXT_TYPES, SCOPE_TYPES, FileContext
 from .diagnostics import SAFE, UNSAFE, Diagnostic, Edit, Fix
 from .rule import ProjectRule, Rule, RuleFix
-from .walker import walk
+from .walker import walk_module
 
 # Words of which a file must contain one for the per-file rules to have anything to find.
 TRIGGERS = ("jax", "equinox", "eqx", "lax", "Primitive", "primitive", "noqa")
@@ -82,6 +82,7 @@ class RunConfig:
         self.leave: dict = {}
         types = set(CONTEXT_TYPES)
         for idx, cls in enumerate(self.collectors + self.rule_classes):
+            types.update(getattr(cls, "stack_types", ()))
             for attr in dir(cls):
                 if attr.startswith("visit_") or attr.startswith("leave_"):
                     tp = getattr(cst, attr[6:], None)
@@ -150,15 +151,17 @@ def lint_source(source: str, path: str, run: RunConfig, module_name: str = "", i
             result.notes.append(f"LibCST cannot parse this file ({type(e).__name__}); skipped")
         return result
     try:
-        events = walk(module, run.want)
+        events, bounds = walk_module(module, run.want)
         ctx = FileContext(
             module, source, path, module_name, is_package=is_package,
             transforms=run.transforms, solvers=run.solvers,
             options=run.settings.rule_options,
         )
+        ctx.events, ctx.event_bounds = events, bounds
         ctx.reports = []
+        stack = ctx.stack
         ctx.report = lambda code, node, message, fix=None, requires=None: ctx.reports.append(
-            (code, node, message, fix, requires, ctx.scope)
+            (code, node, message, fix, requires, ctx.scope, stack[-1] if stack else None)
         )
         ctx.build(events)
         _replay(ctx, events, run, result)
@@ -259,8 +262,8 @@ def _materialise(ctx: FileContext, run: RunConfig, result: FileResult) -> list:
 
     noqa_rows = comment_rows(ctx.source)
     docs = {c: registry.doc(c) for c in {r[0] for r in ctx.reports}}
-    for code, node, message, rfix, requires, scope in ctx.reports:
-        pos = ctx.position(node)
+    for code, node, message, rfix, requires, scope, hint in ctx.reports:
+        pos = ctx.position(node, hint)
         if pos is None:
             continue
         row, col, end_row, end_col = pos
@@ -268,7 +271,7 @@ def _materialise(ctx: FileContext, run: RunConfig, result: FileResult) -> list:
         if rfix is not None:
             if starts is None:
                 starts = line_starts(ctx.source)
-            fix = _build_fix(ctx, rfix, starts)
+            fix = _build_fix(ctx, rfix, starts, hint)
         doc = docs.get(code)
         fn = scope.function if scope is not None else None
         out.append(
@@ -298,10 +301,10 @@ def _offset(starts: list[int], row: int, col: int) -> int:
     return starts[row - 1] + col
 
 
-def _build_fix(ctx: FileContext, rfix: RuleFix, starts: list[int]) -> Optional[Fix]:
+def _build_fix(ctx: FileContext, rfix: RuleFix, starts: list[int], hint=None) -> Optional[Fix]:
     edits = []
     for old, new in rfix.replacements:
-        rng = ctx.whitespace_range(old)
+        rng = ctx.whitespace_range(old, hint)
         if rng is None:
             return None
         start = _offset(starts, rng[0], rng[1])

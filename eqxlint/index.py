@@ -115,7 +115,10 @@ class PrimitiveFacts:
         self.value_aliases: dict = {}
         self.dynamic: list = []
         self.module_names: Optional[set] = None
-        self.enabled = "rimitive" in ctx.source or "bind" in ctx.source or "ad." in ctx.source
+        # JAX's own source tree defines the framework's core primitives, with rules registered
+        # through internal machinery: they are not custom primitives of a project.
+        framework = (ctx.module_name or "").split(".")[0] in ("jax", "jaxlib")
+        self.enabled = not framework and ("rimitive" in ctx.source or "bind" in ctx.source or "ad." in ctx.source)
 
     # -- name resolution --------------------------------------------------------------
     def _module_level_names(self) -> set:
@@ -368,6 +371,7 @@ class PrimitiveFacts:
             if loop is not None:
                 targets = loop
         binds = self._tangent_binds(rule, kinds, api) if "jvp" in kinds and rule is not None else []
+        discrete = "abstract_eval" in kinds and self._discrete_output(node)
         for expr in targets:
             t = self._target(expr, scope)
             if t is None:
@@ -380,7 +384,10 @@ class PrimitiveFacts:
                             self.dynamic.append(k)
                 continue
             if t[0] == "q":
-                self.regs.append({"qual": t[1], "kinds": list(kinds), "binds": binds})
+                reg = {"qual": t[1], "kinds": list(kinds), "binds": binds}
+                if discrete:
+                    reg["discrete"] = True
+                self.regs.append(reg)
             else:
                 fn = t[1]
                 qual = self._fn_qual(fn)
@@ -393,6 +400,26 @@ class PrimitiveFacts:
                 else:
                     lst = fact["params"].setdefault(str(t[2]), [])
                     lst.extend(k for k in kinds if k not in lst)
+
+    def _discrete_output(self, node) -> bool:
+        """The abstract evaluation registered here returns a boolean or integer dtype (so the
+        primitive's output has no tangent and needs no JVP)."""
+        ctx = self.ctx
+        fn_expr = None
+        if isinstance(node, cst.Call):
+            args = [a for a in node.args if a.keyword is None]
+            fn_expr = args[0].value if args else None
+        elif isinstance(node, cst.Decorator):
+            scope = ctx.scope if ctx.scope.kind == "function" else None
+            return scope is not None and _DISCRETE.search(ctx.code(scope.node.body)) is not None
+        if fn_expr is None:
+            return False
+        if isinstance(fn_expr, cst.Lambda):
+            return _DISCRETE.search(ctx.code(fn_expr.body)) is not None
+        for fn in ctx.resolve_functions(fn_expr, ctx.scope):
+            if _DISCRETE.search(ctx.code(fn.node.body)):
+                return True
+        return False
 
     def _loop_values(self, name: str):
         for anc in reversed(self.ctx.stack):
@@ -455,6 +482,11 @@ class PrimitiveFacts:
             }
 
 
+import re as _re
+
+_DISCRETE = _re.compile(r"\bbool_?\b|\b(u?int(8|16|32|64))\b|float0")
+
+
 def _taint_targets(target, value, tainted: set) -> None:
     """`(x,), (t,) = primals, tangents`: taint element-wise when both sides are tuples of the
     same length; otherwise every name bound is tainted iff the value mentions a tainted name."""
@@ -483,7 +515,7 @@ COLLECTORS = (ModuleFacts, PrimitiveFacts)
 
 
 class Primitive:
-    __slots__ = ("qual", "name", "path", "row", "col", "end_row", "end_col", "nondiff", "rules", "binds", "via", "line_text", "on_class")
+    __slots__ = ("qual", "name", "path", "row", "col", "end_row", "end_col", "nondiff", "rules", "binds", "via", "line_text", "on_class", "discrete")
 
     def __init__(self, d: dict, path: str):
         self.qual = d["qual"]
@@ -495,6 +527,7 @@ class Primitive:
         self.line_text = d.get("line_text", "")
         self.rules: dict = {}  # kind -> list of "path" strings where registered
         self.on_class = False  # stored as (or aliased by) a class attribute
+        self.discrete = False  # abstract eval returns bool/int: no tangent, no JVP needed
         self.binds: set = set()  # primitives its JVP rule binds on tangents
 
 
@@ -687,6 +720,8 @@ class ProjectIndex:
                 if prim is not None:
                     for k in reg["kinds"]:
                         prim.rules.setdefault(k, []).append(path)
+                    if reg.get("discrete"):
+                        prim.discrete = True
                     prim.binds.update(self.canonical(b) for b in reg.get("binds", []))
             for call in p["helpers"]:
                 callee = self.canonical(call["callee"])

@@ -34,6 +34,9 @@ class Rule:
     code: ClassVar[str] = ""
     # Options read from `[tool.eqxlint.<code>]`, with their defaults.
     options: ClassVar[dict] = {}
+    # Node types the rule needs to see among `ctx.stack` (the recorded ancestors) without
+    # handling them itself.
+    stack_types: ClassVar[tuple] = ()
 
     def __init__(self, ctx, options: Optional[dict] = None):
         self.ctx = ctx

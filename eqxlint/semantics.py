@@ -166,8 +166,11 @@ REGISTRATION_TABLES = {
     f"{AD}.primitive_jvps": "jvp",
     f"{AD}.primitive_transposes": "transpose",
     f"{AD}.reducing_transposes": "transpose",
+    f"{AD}.fancy_transposes": "transpose",
     f"{BATCHING}.primitive_batchers": "batching",
     f"{BATCHING}.fancy_primitive_batchers": "batching",
+    f"{BATCHING}.axis_primitive_batchers": "batching",
+    f"{BATCHING}.spmd_axis_primitive_batchers": "batching",
 }
 # p.def_abstract_eval(...) style methods: attribute -> kind.
 REGISTRATION_METHODS = {

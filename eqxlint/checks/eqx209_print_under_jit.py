@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 import libcst as cst
@@ -12,6 +13,7 @@ from ._helpers import trace_reason
 
 class PrintUnderJit(Rule):
     code = "EQX209"
+    stack_types = (cst.If, cst.IfExp, cst.ExceptHandler)
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
@@ -20,7 +22,7 @@ class PrintUnderJit(Rule):
         ctx = self.ctx
         if ctx.qualname(func) != "print" or ctx.scope.lookup_def("print"):
             return  # a project function or an import named `print`
-        if not ctx.in_traced():
+        if not ctx.in_traced() or self._deliberate(node):
             return
         jax = ctx.alias_for("jax") or "jax"
         self.report(
@@ -30,6 +32,16 @@ class PrintUnderJit(Rule):
             "the run-time values on every call.",
             fix=self._fix(node, jax),
         )
+
+    def _deliberate(self, node) -> bool:
+        """Trace-time output on purpose: under `if debug:`/`if verbose:`/a testing flag, on the
+        concrete branch of an `isinstance(x, jax.core.Tracer)` test, or in an `except` handler."""
+        for anc in self.ctx.stack:
+            if isinstance(anc, (cst.If, cst.IfExp)) and _FLAG.search(self.ctx.code(anc.test)):
+                return True
+            if isinstance(anc, cst.ExceptHandler):
+                return True  # an error-path message, not debug output of values
+        return False
 
     def _fix(self, node: cst.Call, jax: str) -> Optional[RuleFix]:
         args = node.args
@@ -97,6 +109,9 @@ class PrintUnderJit(Rule):
             else:
                 return None
         return "".join(out)
+
+
+_FLAG = re.compile(r"(?i)debug|verbose|testing|Tracer\b")
 
 
 def _unescape(text: str) -> str:

@@ -13,7 +13,7 @@ class PrimitiveMissingJvp(ProjectRule):
     def check_project(cls, index, options):
         out = []
         for prim in index.primitives.values():
-            if prim.nondiff or index.registered(prim, "jvp") is not False:
+            if prim.nondiff or prim.discrete or index.registered(prim, "jvp") is not False:
                 continue
             out.append(
                 at_definition(
