@@ -221,3 +221,6 @@ def iter_pruned(root):
 
 # Loops whose body function runs once per iteration: qualname -> position of the body argument.
 LOOP_BODIES = {"jax.lax.fori_loop": 2, "jax.lax.scan": 0, "jax.lax.while_loop": 1, "jax.lax.map": 0}
+
+# Constructors/updaters that carry a key along in a state object.
+CONTAINER_RE = re.compile(r"^_*(replace|_replace)$|(State|Carry)$")

@@ -275,6 +275,15 @@ class KeyReuse(Rule):
             self._expr(stmt.value, state)
             for t in stmt.targets:
                 self._bind(t.target, state)
+            src = K.token(stmt.value)
+            if src is not None and src in self.keys and len(stmt.targets) == 1 and isinstance(stmt.targets[0].target, cst.Name):
+                # `sub = key`: two names for one key value.
+                dst = stmt.targets[0].target.value
+                if dst != src:
+                    if src in state:
+                        state[dst] = state[src]
+                    state[("alias", dst)] = src
+                    state[("alias", src)] = dst
             return state
         if isinstance(stmt, cst.AnnAssign):
             if stmt.value is not None:
@@ -291,6 +300,7 @@ class KeyReuse(Rule):
         if isinstance(stmt, (cst.Return, cst.Raise)):
             if isinstance(stmt, cst.Return) and stmt.value is not None:
                 self._expr(stmt.value, state)
+                self._returned(stmt.value, state)
             elif isinstance(stmt, cst.Raise) and stmt.exc is not None:
                 self._expr(stmt.exc, state)
             return None
@@ -406,6 +416,10 @@ class KeyReuse(Rule):
         if not names or not state:
             return
         for tok in list(state):
+            if type(tok) is tuple:
+                if tok[1] in names or state[tok] in names:
+                    state.pop(tok, None)
+                continue
             b = K.base_name(tok)
             for n in names:
                 if tok == n or b == n or tok.startswith(n + ".") or tok.startswith(n + "["):
@@ -482,7 +496,7 @@ class KeyReuse(Rule):
         self.frames.pop()
         # Keys first consumed inside the comprehension stay consumed after it.
         for tok, use in inner.items():
-            if tok not in state and K.base_name(tok) not in assigned:
+            if type(tok) is not tuple and tok not in state and K.base_name(tok) not in assigned:
                 state[tok] = use
 
     def _call(self, call: cst.Call, state: dict) -> None:
@@ -531,7 +545,10 @@ class KeyReuse(Rule):
             if not (prev.kind == kind and kind in ("fold_in", "wrap")) and not replay:
                 self._report_reuse(tok, call, what, prev)
             return
-        state[tok] = _Use(kind, call, what)
+        use = state[tok] = _Use(kind, call, what)
+        partner = state.get(("alias", tok))
+        if partner is not None and partner not in state:
+            state[partner] = use
         if kind in ("fold_in", "wrap"):
             return
         frame = self._frame()
@@ -543,6 +560,33 @@ class KeyReuse(Rule):
             if not f.once:
                 return f
         return None
+
+    def _returned(self, value, state: dict) -> None:
+        """`return x, key` after `key` was drawn from: the caller gets back a used key."""
+        if self.ctx.scope.function is None:
+            return
+        items = [e.value for e in value.elements] if isinstance(value, cst.Tuple) else [value]
+        for item in list(items):
+            # `return State(x, rng_key)` / `state._replace(rng_key=key)`: a container of the key.
+            if isinstance(item, cst.Call) and isinstance(item.func, (cst.Name, cst.Attribute)):
+                last = item.func.attr.value if isinstance(item.func, cst.Attribute) else item.func.value
+                if K.CONTAINER_RE.search(last):
+                    items.extend(a.value for a in item.args if not a.star)
+        for item in items:
+            tok = K.token(item)
+            if tok is None or "." in tok or tok not in self.keys:
+                continue
+            prev = state.get(tok)
+            if prev is None or prev.kind not in ("draw", "pass") or id(item) in self._reported:
+                continue
+            self._reported.add(id(item))
+            self.report(
+                item,
+                f"PRNG key `{tok}` is returned after line {self._row(prev.node)} already used it "
+                f"(by {prev.what}): the caller gets back a spent key and will draw the same bits "
+                f"again. Split it first — `{tok}, subkey = jr.split({tok})`, use `subkey`, and "
+                f"return the new `{tok}`.",
+            )
 
     # ----------------------------------------------------------------- reports
     def _row(self, node) -> str:
