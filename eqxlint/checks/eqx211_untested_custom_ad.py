@@ -91,13 +91,22 @@ class UntestedCustomAD(Rule, ProjectRule):
         ctx = self.ctx
         path = ctx.path
         test_file = _is_test_path(path)
-        facts = {"tests": test_file, "defs": [], "units": [], "prototype": False}
+        facts = {"tests": False, "defs": [], "units": [], "prototype": False}
         facts["prototype"] = _is_prototype_path(path) or PROTOTYPE_MARK in ctx.source
         if not test_file:
             facts["defs"] = self._custom_ad_defs()
+            binds = sorted({
+                c.func.value.value for c in iter_subtree(ctx.module, (cst.Call,))
+                if isinstance(c.func, cst.Attribute) and c.func.attr.value == "bind"
+                and isinstance(c.func.value, cst.Name)
+            }) if ".bind(" in ctx.source else []
+            prim_defs = [{"name": b, "outer": []} for b in binds]
+            if facts["defs"] or prim_defs:
+                self._add_callers(facts["defs"] + prim_defs)
+            facts["prim_callers"] = {d["name"]: d["outer"] for d in prim_defs}
         units = self._test_units(test_file)
         if units is not None:
-            facts["tests"] = facts["tests"] or units[0]
+            facts["tests"] = units[0]
             facts["units"] = units[1]
         ctx.facts[KEY] = facts
 
@@ -137,6 +146,32 @@ class UntestedCustomAD(Rule, ProjectRule):
                     out.append(self._def_fact(t.target, t.target.value, kind, fn or scope))
         return out
 
+    def _add_callers(self, defs: list) -> None:
+        """Same-file functions that use a definition (transitively, 3 levels): a test of the
+        public wrapper exercises the custom rule inside it. `_name` is also reached as `name`."""
+        ctx = self.ctx
+        mentions: dict = {}
+        for scope in ctx.scopes:
+            if scope.kind == "function" and scope.name and (
+                scope.parent is ctx.module_scope
+                or (scope.parent.kind == "class" and scope.parent.parent is ctx.module_scope)
+            ):
+                names = {n.value for n in iter_subtree(scope.node.body, (cst.Name,))}
+                names |= {a.attr.value for a in iter_subtree(scope.node.body, (cst.Attribute,))}
+                mentions[scope.name] = names
+        for d in defs:
+            reach = {d["name"], *d["outer"]}
+            frontier = set(reach)
+            for _ in range(3):
+                new = {f for f, names in mentions.items() if f not in reach and names & frontier}
+                if not new:
+                    break
+                reach |= new
+                frontier = new
+            aliases = reach - {d["name"]}
+            aliases |= {n.lstrip("_") for n in reach if n.startswith("_") and n.lstrip("_")}
+            d["outer"] = sorted(aliases)
+
     def _def_fact(self, node, name: str, kind: str, scope) -> dict:
         ctx = self.ctx
         pos = ctx.position(node)
@@ -164,7 +199,9 @@ class UntestedCustomAD(Rule, ProjectRule):
                 continue
             candidates.append(scope)
         is_test = (lambda n: True) if test_file else _is_test_name
-        has_tests = test_file or any(is_test(s.name) for s in candidates)
+        # A file holds tests when it defines pytest/unittest-style test functions (a test-file
+        # path alone, e.g. a `test_utils.py` helper module, is not enough).
+        has_tests = any(_is_test_name(s.name) for s in candidates)
         if not has_tests or not candidates:
             return has_tests, []
         info = {}
@@ -242,7 +279,8 @@ class UntestedCustomAD(Rule, ProjectRule):
             if not kinds:
                 continue
             var = qual.rsplit(".", 1)[-1]
-            if var in covered or (prim.name and prim.name in covered):
+            callers = f.get("prim_callers", {}).get(var, [])
+            if var in covered or (prim.name and prim.name in covered) or any(c in covered for c in callers):
                 continue
             out.append(Diagnostic(
                 code=cls.code,
