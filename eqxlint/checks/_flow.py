@@ -316,7 +316,37 @@ def param_taint(ctx, scope) -> dict:
                     continue
                 if array_annotation(ctx, p.annotation):
                     traced[p.name.value] = T
+                elif p.annotation is None and p.default is None and p.name.value in _array_used(fn):
+                    # filtered transforms trace arrays: a parameter used as an array
+                    # (`x.sum()`, `x.shape`, `x @ w`, `x.at[...]`) is one.
+                    traced[p.name.value] = T
     return traced
+
+
+ARRAY_ONLY_ATTRS = frozenset(
+    {
+        "shape", "ndim", "dtype", "sum", "mean", "max", "min", "reshape", "astype", "at", "T",
+        "prod", "any", "all", "squeeze", "ravel", "flatten", "transpose", "clip", "argmax",
+        "argmin", "std", "var", "cumsum", "real", "imag", "conj", "swapaxes", "nonzero",
+    }
+)
+
+
+def _array_used(fn) -> set:
+    """Parameter-like names used as arrays in a function body."""
+    from ..walker import iter_subtree
+
+    out = set()
+    body = fn.body
+    for n in iter_subtree(body, (cst.Attribute, cst.BinaryOperation)):
+        if isinstance(n, cst.Attribute):
+            if isinstance(n.value, cst.Name) and n.attr.value in ARRAY_ONLY_ATTRS:
+                out.add(n.value.value)
+        elif isinstance(n.operator, cst.MatrixMultiply):
+            for side in (n.left, n.right):
+                if isinstance(side, cst.Name):
+                    out.add(side.value)
+    return out
 
 
 def _callable_annotation(ctx, ann) -> bool:
@@ -872,14 +902,62 @@ class TaintAnalysis:
             return ex(e.value)
         return None
 
-    def _callee(self, target, call: cst.Call, argvals: list):
+    def _module_method(self, func):
+        """`model(x)` / `model.encode(x)` / `self.mlp(x)` where `model`/`self.mlp` is annotated
+        with a Module class of this file: that class's `__call__` / method."""
+        ctx = self.ctx
+        ann = None
+        meth = "__call__"
+        target = func
+        if isinstance(func, cst.Attribute) and not (isinstance(func.value, cst.Name) and func.value.value == "self"):
+            meth = func.attr.value
+            target = func.value
+        if isinstance(target, cst.Name):
+            s = self.scope
+            while s is not None and ann is None:
+                if s.kind in ("function", "lambda"):
+                    p = s.node.params
+                    for prm in list(p.posonly_params) + list(p.params) + list(p.kwonly_params):
+                        if prm.name.value == target.value:
+                            ann = prm.annotation
+                            s = None
+                            break
+                    else:
+                        s = s.parent
+                        continue
+                    break
+                s = s.parent
+        elif isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and target.value.value == "self":
+            fn = self.scope
+            cls = fn.cls if fn is not None else None
+            if cls is not None:
+                body = cls.node.body
+                for st in body.body if isinstance(body, cst.IndentedBlock) else []:
+                    if isinstance(st, cst.SimpleStatementLine):
+                        for small in st.body:
+                            if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name) and small.target.value == target.attr.value:
+                                ann = small.annotation
+        if ann is None:
+            return None
+        mt = ctx.module_type(ann)
+        if not mt or mt.startswith("?"):
+            return None
+        cls = ctx.classes.get(mt.rsplit(".", 1)[-1])
+        if cls is None or not ctx.is_module_class(cls):
+            return None
+        found = [d for d in cls.defs.get(meth, []) if d.kind == "function"]
+        return found[0] if len(found) == 1 else None
+
+    def _callee(self, target, call: cst.Call, argvals: list, bound: bool = False, force: bool = False):
         """Analyse a same-file function called with known tracer arguments (context-sensitive,
         depth-limited); returns the taint of its result."""
-        if not target.traced or target.in_ad_rule():
+        if (not target.traced and not force) or target.in_ad_rule():
             return None
         if id(target) in self.active or len(self.active) >= 3:
             return None
         params = _params(target.node)
+        if bound and params and params[0].name.value in ("self", "cls") and target.cls is not None:
+            params = params[1:]
         override = {}
         pos = [(a, v) for a, v in zip(call.args, argvals) if a.keyword is None]
         if any(a.star for a, _ in pos):
@@ -947,6 +1025,10 @@ class TaintAnalysis:
             if report and any(v == T for _, v in pos):
                 self.find(e, "range", e)
             return None
+        if qn in ("max", "min") and len(pos) >= 2 and not any(a.keyword for a in e.args):
+            if report and any(v == T for _, v in pos):
+                self.find(e, "minmax", e)
+            return None
         if isinstance(func, cst.Attribute) and func.attr.value in ("item", "tolist") and not e.args:
             v = self.expr(func.value, env, report)
             if v == T and report:
@@ -963,10 +1045,14 @@ class TaintAnalysis:
                 return T if any_t or self.staged else None
             if qn.startswith(("jax.", "equinox.", "numpy.", "math.", "builtins")):
                 return None
-        if isinstance(func, cst.Name) and self.scope is not None:
+        if isinstance(func, (cst.Name, cst.Attribute)) and self.scope is not None:
             targets = [t for t in ctx.resolve_functions(func, self.scope) if t.kind == "function"]
             if len(targets) == 1:
-                return self._callee(targets[0], e, argvals)
+                bound = isinstance(func, cst.Attribute)
+                return self._callee(targets[0], e, argvals, bound=bound)
+            target = self._module_method(func)
+            if target is not None:
+                return self._callee(target, e, argvals, bound=True, force=True)
         if isinstance(func, cst.Call):
             # jax.grad(f)(x), eqx.filter_vmap(f)(x): a transformed call returns arrays.
             iq = ctx.qualname(func.func) if isinstance(func.func, (cst.Name, cst.Attribute)) else None

@@ -79,6 +79,14 @@ class PythonControlOnTraced(Rule):
                 "`lax.fori_loop(lower, upper, body_fun, init_val)` for a traced bound, "
                 "`lax.scan` for a fixed length, or derive the bound from `.shape` / a static argument."
             )
+        elif f.kind == "minmax":
+            name = ctx.code(node.func)
+            msg = (
+                f"Python `{name}(...)` on a traced value (`{cond}`) in traced code ({why}): it "
+                "compares with `<`/`>` and calls `bool()` on the result, raising "
+                f"TracerBoolConversionError. Use `jnp.{'maximum' if name == 'max' else 'minimum'}"
+                "(a, b)`."
+            )
         elif f.kind == "conv":
             name = ctx.code(node.func)
             msg = (

@@ -110,7 +110,7 @@ class VmapImplicitAxes(Rule):
         return out
 
     def _check(self, report_node, qn: str, fn_expr, axes_call: Optional[cst.Call],
-               applied: frozenset = frozenset()) -> None:
+               applied: frozenset = frozenset(), fn_scope=None) -> None:
         ctx = self.ctx
         if axes_call is not None:
             if keyword(axes_call, "in_axes") is not None or any(a.star for a in axes_call.args):
@@ -121,10 +121,13 @@ class VmapImplicitAxes(Rule):
             shift = 1 if fq in VMAPS else 0  # partial(jax.vmap, f, in_axes)
             if len(pos) > 1 + shift:
                 return  # in_axes given positionally
-        if fn_expr is None:
+        if fn_expr is None and fn_scope is None:
             return
         bound = isinstance(fn_expr, cst.Attribute)
-        targets = [s for s in ctx.resolve_functions(fn_expr, ctx.scope) if s.kind in ("function", "lambda")]
+        if fn_scope is not None:
+            targets = [fn_scope]
+        else:
+            targets = [s for s in ctx.resolve_functions(fn_expr, ctx.scope) if s.kind in ("function", "lambda")]
         if len(targets) != 1:
             return  # a class (Module constructor), a Module instance, or unknown: silent
         fn = targets[0]
@@ -179,7 +182,8 @@ class VmapImplicitAxes(Rule):
                 fn = k.value if k is not None else None
             dec = self._decorated.get(id(node))
             if fn is None and dec is not None:
-                fn = cst.Name(dec.name.value)
+                self._check(node, qn, None, node, fn_scope=ctx.scope_of.get(id(dec)))
+                return
             self._check(node, qn, fn, node, frozenset(self._applied_modules(node)))
         elif qn in ("functools.partial", "partial") and node.args:
             inner = ctx.qualname(node.args[0].value)
@@ -188,9 +192,8 @@ class VmapImplicitAxes(Rule):
                 pos = positional(node)
                 fn = pos[1].value if len(pos) > 1 else (cst.Name(dec.name.value) if dec is not None else None)
                 if dec is not None:
-                    fn = cst.Name(dec.name.value)
-                    if keyword(node, "in_axes") is None and len(pos) <= 1:
-                        self._check(node, inner, fn, None)
+                    if keyword(node, "in_axes") is None and len(pos) <= 1 and not any(a.star for a in node.args):
+                        self._check(node, inner, None, None, fn_scope=ctx.scope_of.get(id(dec)))
                     return
                 self._check(node, inner, fn, node)
 
@@ -201,6 +204,6 @@ class VmapImplicitAxes(Rule):
             if isinstance(expr, (cst.Name, cst.Attribute)):
                 qn = ctx.qualname(expr)
                 if qn in VMAPS:
-                    self._check(d, qn, cst.Name(node.name.value), None)
+                    self._check(d, qn, None, None, fn_scope=ctx.scope_of.get(id(node)))
             elif isinstance(expr, cst.Call):
                 self._decorated[id(expr)] = node

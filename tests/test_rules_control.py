@@ -1,0 +1,397 @@
+"""Scenario tests for the control-flow rules EQX109-EQX113 (beyond the catalogue examples)."""
+
+from __future__ import annotations
+
+import textwrap
+
+from helpers import rows
+
+
+def r(code: str, rule: str) -> list:
+    return rows(textwrap.dedent(code), rule)
+
+
+# ----------------------------------------------------------------------------------- EQX110
+def test_eqx110_taint_flows_through_assignments_and_unpacking():
+    code = """
+    import jax
+    import jax.numpy as jnp
+
+    @jax.jit
+    def f(x, y):
+        a, b = x, y.shape[0]
+        c = a * 2 + 1
+        if b > 1:
+            c = c + 1
+        if c.sum() > 0:
+            c = -c
+        d = b
+        d = c
+        while d > 0:
+            d = d - 1
+        return c
+    """
+    assert r(code, "EQX110") == [11, 15]
+
+
+def test_eqx110_reassignment_to_static_clears_taint():
+    code = """
+    import jax
+
+    @jax.jit
+    def f(x):
+        n = x
+        n = x.shape[0]
+        for _ in range(n):
+            x = x + 1
+        if n > 2:
+            x = x * 2
+        return x
+    """
+    assert r(code, "EQX110") == []
+
+
+def test_eqx110_loop_carried_taint():
+    code = """
+    import jax
+    import jax.numpy as jnp
+
+    @jax.jit
+    def f(x, tol):
+        err = 1.0
+        while err > 1e-6:
+            err = jnp.linalg.norm(x)
+            x = x / 2
+        return x
+    """
+    assert r(code, "EQX110") == [8]
+
+
+def test_eqx110_static_argnums_positions_and_names():
+    code = """
+    import jax
+    from functools import partial
+
+    def f(x, n, m, k):
+        for _ in range(n):
+            x = x + 1
+        for _ in range(m):
+            x = x + 1
+        for _ in range(k):
+            x = x + 1
+        return x
+
+    g = jax.jit(f, static_argnums=(1,), static_argnames="m")
+    """
+    assert r(code, "EQX110") == [10]
+
+
+def test_eqx110_filter_jit_non_array_args_are_static():
+    code = """
+    import equinox as eqx
+    import jax
+    from jaxtyping import Array, Float
+
+    @eqx.filter_jit
+    def f(x: Float[Array, "n"], n: int, flag: bool, scale):
+        for _ in range(n):
+            x = x * 2
+        if flag:
+            x = -x
+        if scale > 1:
+            x = x / scale
+        if x[0] > 0:
+            x = x + 1
+        return x
+    """
+    assert r(code, "EQX110") == [14]
+
+
+def test_eqx110_filter_jit_param_used_as_array_is_traced():
+    code = """
+    import equinox as eqx
+
+    @eqx.filter_jit
+    def f(x, y):
+        if x > 0:
+            return x.sum()
+        if y > 0:
+            return y
+        return x
+    """
+    assert r(code, "EQX110") == [6]
+
+
+def test_eqx110_grad_traces_only_argnums():
+    code = """
+    import jax
+
+    def loss(w, n):
+        for _ in range(n):
+            w = w * 2
+        if w > 0:
+            return w
+        return -w
+
+    g = jax.grad(loss)
+    """
+    assert r(code, "EQX110") == [7]
+
+
+def test_eqx110_vmap_in_axes_none_is_not_traced():
+    code = """
+    import jax
+
+    def f(x, n):
+        for _ in range(n):
+            x = x + 1
+        return x
+
+    g = jax.vmap(f, in_axes=(0, None))
+    h = jax.vmap(f)
+    """
+    assert r(code, "EQX110") == [5]
+
+
+def test_eqx110_callee_context_sensitive():
+    code = """
+    import jax
+
+    def helper(x, n):
+        for _ in range(n):
+            x = x + 1
+        if x > 0:
+            x = -x
+        return x
+
+    @jax.jit
+    def f(x):
+        return helper(x, x.shape[0])
+    """
+    assert r(code, "EQX110") == [7]
+
+
+def test_eqx110_callee_params_unknown_without_traced_caller_args():
+    code = """
+    import jax
+    import jax.numpy as jnp
+
+    def helper(x, n):
+        if n > 3:
+            x = x + 1
+        return x
+
+    @jax.jit
+    def f(x):
+        return helper(x, 5)
+    """
+    assert r(code, "EQX110") == []
+
+
+def test_eqx110_nested_body_closure_and_params():
+    code = """
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    @jax.jit
+    def f(x):
+        total = jnp.sum(x)
+        n = x.shape[0]
+
+        def body(i, c):
+            if n > 2:
+                c = c + 1
+            if total > 0:
+                c = c * 2
+            return c
+
+        return lax.fori_loop(0, n, body, x)
+    """
+    assert r(code, "EQX110") == [14]
+
+
+def test_eqx110_module_method_with_static_field():
+    code = """
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    class Net(eqx.Module):
+        w: jax.Array
+        depth: int = eqx.field(static=True)
+
+        def __call__(self, x):
+            for _ in range(self.depth):
+                x = self.w @ x
+            if jnp.linalg.norm(x) > 1.0:
+                x = x / 2
+            return x
+
+    @eqx.filter_jit
+    def run(model: Net, x):
+        return model(x)
+    """
+    assert r(code, "EQX110") == [13]
+
+
+def test_eqx110_silent_outside_traced_code():
+    code = """
+    import jax.numpy as jnp
+
+    def eager(x):
+        if jnp.any(x > 0):
+            x = -x
+        return int(x.sum())
+    """
+    assert r(code, "EQX110") == []
+
+
+def test_eqx110_guards_and_compile_time_eval():
+    code = """
+    import jax
+    import jax.numpy as jnp
+
+    @jax.jit
+    def f(x):
+        if isinstance(x, int) and x > 0:
+            x = x + 1
+        with jax.ensure_compile_time_eval():
+            if jnp.sum(jnp.ones(3)) > 1:
+                x = x * 2
+        if jnp.any(x < 0):
+            raise ValueError("negative")
+        return x
+    """
+    assert r(code, "EQX110") == []
+
+
+def test_eqx110_comprehension_filter_and_minmax():
+    code = """
+    import jax
+
+    @jax.jit
+    def f(xs):
+        kept = [v for v in xs if v > 0]
+        m = max(xs[0], 1.0)
+        n = max(xs.shape[0], 1)
+        return kept, m, n
+    """
+    assert r(code, "EQX110") == [6, 7]
+
+
+def test_eqx110_lambda_under_lax_while_loop():
+    code = """
+    from jax import lax
+
+    def run(x):
+        return lax.while_loop(lambda c: c < 10, lambda c: c + 1 if c > 3 else c + 2, x)
+    """
+    assert r(code, "EQX110") == [5]
+
+
+def test_eqx110_partial_bound_arguments_are_static():
+    code = """
+    import jax
+    from functools import partial
+
+    def f(x, n, *, k):
+        for _ in range(n):
+            x = x + k
+        return x
+
+    g = jax.jit(partial(f, n=3, k=2))
+    """
+    assert r(code, "EQX110") == []
+
+
+# ----------------------------------------------------------------------------------- EQX109
+def test_eqx109_function_branches_with_multiple_returns():
+    code = """
+    from jax import lax
+    import jax.numpy as jnp
+
+    def t(x):
+        if x.ndim > 1:
+            return x.sum(), x
+        return x, x
+
+    def f(x):
+        return (x,)
+
+    def run(x, p):
+        a = lax.cond(p, t, f, x)
+        b = lax.cond(p, t, t, x)
+        return a, b
+    """
+    assert r(code, "EQX109") == [14]
+
+
+def test_eqx109_unknown_calls_are_silent():
+    code = """
+    import jax
+    from jax import lax
+
+    def g(x):
+        return x
+
+    def run(x, p, branches):
+        a = lax.cond(p, lambda: jax.debug.print("{}", x), lambda: None)
+        b = lax.cond(p, lambda v: g(v), lambda v: None, x)
+        c = lax.switch(0, branches, x)
+        return a, b, c
+    """
+    assert r(code, "EQX109") == []
+
+
+# ----------------------------------------------------------------------------------- EQX111
+def test_eqx111_method_decorated_with_vmap():
+    code = """
+    import equinox as eqx
+    import jax
+
+    class Net(eqx.Module):
+        w: jax.Array
+
+        @jax.vmap
+        def __call__(self, x):
+            return self.w @ x
+
+        def batched(self, xs):
+            return jax.vmap(self.__call__)(xs)
+    """
+    assert r(code, "EQX111") == [8]
+
+
+# ----------------------------------------------------------------------------------- EQX112
+def test_eqx112_collective_in_callee_is_silent():
+    code = """
+    import jax
+
+    def reduce(g):
+        return jax.lax.psum(g, "i")
+
+    def step(x):
+        return reduce(x * 2)
+
+    p = jax.pmap(step)
+    q = jax.pmap(lambda x: x + 1)
+    """
+    assert r(code, "EQX112") == [11]
+
+
+# ----------------------------------------------------------------------------------- EQX113
+def test_eqx113_partial_branches_and_self_submodule():
+    code = """
+    import equinox as eqx
+    import jax
+    from jax import lax
+
+    class Block(eqx.Module):
+        mlp: eqx.nn.MLP
+        flag: bool = eqx.field(static=True)
+
+        def __call__(self, x, p):
+            return lax.cond(p, lambda v: self.mlp(v) + 1, lambda v: self.mlp(v), x)
+    """
+    assert r(code, "EQX113") == [11]
