@@ -401,6 +401,14 @@ class FileContext:
                     for arg in self.function_args(call, spec):
                         for target in self.resolve_functions(arg, scope):
                             mark(target, TraceSite("call", qn, call))
+                    tangent = S.TANGENT_SOLVE_ARGS.get(qn)
+                    if tangent is not None:
+                        # lax.custom_root(..., tangent_solve) / custom_linear_solve(...,
+                        # transpose_solve): these callables run in tangent/transpose passes.
+                        kind, pos, kw = tangent
+                        for arg in self.function_args(call, ((pos, kw),)):
+                            for target in self.resolve_functions(arg, scope):
+                                target.ad_rule = target.ad_rule or kind
                     continue
                 if qn in S.HOST_CALLBACKS:
                     if call.args:

@@ -110,6 +110,12 @@ TRANSFORMS: dict[str, tuple] = {
     "equinox.internal.filter_vmap": _F0,
 }
 
+# Arguments of lax's implicit-differentiation helpers that run in tangent/transpose passes.
+TANGENT_SOLVE_ARGS = {
+    "jax.lax.custom_root": ("jvp", 3, "tangent_solve"),
+    "jax.lax.custom_linear_solve": ("transpose", 3, "transpose_solve"),
+}
+
 # Reverse-mode differentiation entry points (EQX205, EQX208).
 REVERSE_AD = frozenset(
     {

@@ -53,6 +53,9 @@ class RawJitOnModule(Rule):
         if target is None:
             return
         reason, requires, what = None, None, ctx.code(target)
+        # jax.jit(jax.grad(loss)), jax.jit(jax.vmap(f)): look through nested transforms
+        while isinstance(target, cst.Call) and ctx.qualname(target.func) in ctx.transforms and positional(target):
+            target = positional(target)[0].value
         fns = ctx.resolve_functions(target, ctx.scope)
         if fns:
             reason, requires = self._why(fns[0])
@@ -93,8 +96,13 @@ class RawJitOnModule(Rule):
         return None, None
 
     def _instance_reason(self, target) -> Optional[str]:
-        """`jax.jit(model)` where `model = SomeModule(...)` in the same scope chain."""
+        """`jax.jit(model)` / `jax.jit(model.__call__)` where `model = SomeModule(...)` in the
+        same scope chain, or `jax.jit(eqx.nn.MLP(...))`."""
         ctx = self.ctx
+        if isinstance(target, cst.Attribute) and target.attr.value == "__call__":
+            target = target.value
+        if isinstance(target, cst.Call):
+            return self._constructor_reason(target)
         if not isinstance(target, cst.Name):
             return None
         scope = ctx.scope
@@ -105,13 +113,20 @@ class RawJitOnModule(Rule):
                 continue
             val = assign.value
             if isinstance(val, cst.Call):
-                qn = ctx.qualname(val.func) or ""
-                if qn.startswith("equinox.nn."):
-                    return f"is an `{qn.replace('equinox.', 'eqx.')}` Module"
-                if isinstance(val.func, cst.Name):
-                    for d in scope.lookup_def(val.func.value):
-                        if d.kind == "class" and ctx.is_module_class(d):
-                            return f"is an instance of the Module `{d.name}`"
+                reason = self._constructor_reason(val)
+                if reason is not None:
+                    return reason
+        return None
+
+    def _constructor_reason(self, call: cst.Call) -> Optional[str]:
+        ctx = self.ctx
+        qn = ctx.qualname(call.func) or ""
+        if qn.startswith("equinox.nn."):
+            return f"is an `{qn.replace('equinox.', 'eqx.')}` Module"
+        if isinstance(call.func, cst.Name):
+            for d in ctx.scope.lookup_def(call.func.value):
+                if d.kind == "class" and ctx.is_module_class(d):
+                    return f"is an instance of the Module `{d.name}`"
         return None
 
     def _message(self, what: str, reason: str) -> str:
