@@ -209,6 +209,8 @@ def reverse_ad(ctx) -> dict:
             for target in ctx.resolve_functions(call.func, s):
                 if target is not s:
                     add(target, desc)
+            for target in module_methods(ctx, call.func, s):
+                add(target, desc)
             qn = ctx.qualname(call.func)
             if qn is None or qn in NO_AD_PROPAGATION:
                 continue
@@ -219,6 +221,32 @@ def reverse_ad(ctx) -> dict:
                         add(target, desc)
     ctx.facts["_ad.reverse"] = out
     return out
+
+
+def module_methods(ctx, func, scope) -> list:
+    """`model(x)` / `model.method(x)` where `model` is a parameter annotated with a Module class
+    of this file: the `__call__` / `method` definitions."""
+    if isinstance(func, cst.Name):
+        owner, meth = func.value, "__call__"
+    elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
+        owner, meth = func.value.value, func.attr.value
+    else:
+        return []
+    if owner in ("self", "cls"):
+        return []
+    fn = scope.function
+    if fn is None:
+        return []
+    param = param_annotations(fn).get(owner)
+    if param is None or param.annotation is None:
+        return []
+    mt = ctx.module_type(param.annotation)
+    if not mt or mt.startswith("?") or "." in mt:
+        return []
+    klass = ctx.classes.get(mt)
+    if klass is None:
+        return []
+    return [d for d in klass.defs.get(meth, []) if d.kind == "function"]
 
 
 def reverse_ad_of(ctx, scope):
@@ -377,6 +405,13 @@ def _static_argspec(ctx, site, params):
     return static
 
 
+class TracedNames(frozenset):
+    """Names holding tracers, plus `params`: parameters that a transform receives directly
+    (their values are arrays or static Python values, never e.g. NumPy constants of a caller)."""
+
+    params: frozenset = frozenset()
+
+
 _ALL_TRACED = {
     "jax.lax.scan", "jax.lax.while_loop", "equinox.internal.while_loop", "equinox.internal.scan",
 }
@@ -397,6 +432,7 @@ def traced_names(ctx, scope) -> frozenset:
     params = param_annotations(fn)
     ordered = [p for p in fn.params]
     names: set = set()
+    direct: set = set()
     if fn.traced:
         for name, param in params.items():
             if _annotation_is_array(ctx, param.annotation):
@@ -410,6 +446,8 @@ def traced_names(ctx, scope) -> frozenset:
             if site.kind not in ("decorator", "call"):
                 continue
             qn = site.qualname
+            if qn in ctx.transforms:
+                direct.update(p for p in fn.params if p not in ("self", "cls"))
             if qn == "jax.jit":
                 static = _static_argspec(ctx, site, ordered)
                 if static is not None:
@@ -430,7 +468,8 @@ def traced_names(ctx, scope) -> frozenset:
                     for t in assign.targets:
                         if isinstance(t.target, cst.Name):
                             names.add(t.target.value)
-    result = frozenset(names)
+    result = TracedNames(names)
+    result.params = frozenset(direct)
     ctx.facts[key] = result
     return result
 
@@ -455,6 +494,8 @@ def is_traced_expr(ctx, expr, names) -> bool:
             return False
         func = expr.func
         if isinstance(func, cst.Attribute) and func.attr.value in ARRAY_METHODS:
+            if isinstance(func.value, cst.Name) and func.value.value in getattr(names, "params", ()):
+                return True  # only arrays (numpy or jax) have `.sum()`; traced arguments
             return is_traced_expr(ctx, func.value, names)
         return False
     if isinstance(expr, cst.Comparison):
