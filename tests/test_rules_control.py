@@ -395,3 +395,45 @@ def test_eqx113_partial_branches_and_self_submodule():
             return lax.cond(p, lambda v: self.mlp(v) + 1, lambda v: self.mlp(v), x)
     """
     assert r(code, "EQX113") == [11]
+
+
+def test_eqx111_partial_bound_module_is_not_mapped():
+    code = """
+    import equinox as eqx
+    import jax
+    from functools import partial
+
+    class MLP(eqx.Module):
+        w: jax.Array
+
+    def loss(model: MLP, x, y):
+        return model.w @ x - y
+
+    def run(model: MLP, xs, ys):
+        a = jax.vmap(partial(loss, model))(xs, ys)
+        b = jax.vmap(partial(loss, y=ys))
+        return a, b
+    """
+    assert r(code, "EQX111") == [14]
+
+
+def test_eqx110_tracer_guards_keep_quiet():
+    code = """
+    import jax
+
+    @jax.jit
+    def f(x):
+        if isinstance(x, jax.core.Tracer):
+            y = x
+        else:
+            if x > 0:
+                y = -x
+        try:
+            n = int(x)
+        except jax.errors.ConcretizationTypeError:
+            n = None
+        if x > 0:
+            pass
+        return x
+    """
+    assert r(code, "EQX110") == [15]

@@ -452,6 +452,11 @@ def merge(e1: dict, e2: dict) -> dict:
     return out
 
 
+import re as _re
+
+_TRACER_GUARD = _re.compile(r"[Tt]racer|[Cc]oncret|is_constant|core\.Literal")
+
+
 class Finding:
     __slots__ = ("node", "kind", "expr", "scope")
 
@@ -580,7 +585,14 @@ class TaintAnalysis:
             return False
         if isinstance(st, cst.Try):
             base = dict(env)
+            guard = any(
+                h.type is not None and _TRACER_GUARD.search(self.ctx.code(h.type)) for h in st.handlers
+            )
+            if guard:
+                self.quiet += 1
             e, _ = self.block(st.body, env)
+            if guard:
+                self.quiet -= 1
             for h in st.handlers:
                 he = dict(base)
                 self.block(h.body, he)
@@ -687,6 +699,18 @@ class TaintAnalysis:
         v = self.expr(st.test, env)
         if self._truthy_traced(st.test, v) and not self._raise_only(st.body):
             self.find(st, "if", st.test)
+        if _TRACER_GUARD.search(self.ctx.code(st.test)):
+            # `if isinstance(x, jax.core.Tracer): ... else: <concrete-only code>`: the code
+            # knows what it is doing.
+            self.quiet += 1
+            try:
+                self._if_branches(st, env)
+            finally:
+                self.quiet -= 1
+            return
+        self._if_branches(st, env)
+
+    def _if_branches(self, st: cst.If, env: dict) -> None:
         e1 = dict(env)
         _, term1 = self.block(st.body, e1)
         e2 = dict(env)

@@ -59,15 +59,19 @@ class VmapImplicitAxes(Rule):
             s = s.parent
         return False
 
-    def _offenders(self, fn, qn: str, bound: bool, applied: frozenset = frozenset()) -> Optional[list]:
+    def _offenders(self, fn, qn: str, bound: bool, applied: frozenset = frozenset(),
+                   partial_bound: tuple = (0, frozenset())) -> Optional[list]:
         """(param, kind) pairs that should not be mapped over axis 0; None when the whole
         function is intentionally batched (ensembles) or nothing is wrong."""
         ctx = self.ctx
         node = fn.node
         p = node.params
         params = list(p.posonly_params) + list(p.params)
-        if p.star_arg is not None and isinstance(p.star_arg, cst.Param):
-            pass
+        # Arguments bound by functools.partial are closed over, not mapped.
+        npos, kws = partial_bound
+        if npos or kws:
+            start = 1 if params and params[0].name.value in ("self", "cls") and bound else 0
+            params = params[:start] + [x for x in params[start + npos:] if x.name.value not in kws]
         out = []
         kinds = []
         shift = 1 if bound and params and params[0].name.value in ("self", "cls") else 0
@@ -131,13 +135,22 @@ class VmapImplicitAxes(Rule):
         if len(targets) != 1:
             return  # a class (Module constructor), a Module instance, or unknown: silent
         fn = targets[0]
-        offenders = self._offenders(fn, qn, bound, applied)
+        pb = (0, frozenset())
+        if isinstance(fn_expr, cst.Call) and ctx.qualname(fn_expr.func) in ("functools.partial", "partial"):
+            pb = (len([a for a in fn_expr.args[1:] if a.keyword is None and not a.star]),
+                  frozenset(a.keyword.value for a in fn_expr.args if a.keyword is not None))
+            if any(a.star for a in fn_expr.args):
+                return
+            applied = frozenset()
+        offenders = self._offenders(fn, qn, bound, applied, pb)
         if not offenders:
             return
         node = fn.node
         p = node.params
         params = [x for x in list(p.posonly_params) + list(p.params)
                   if not (bound and x.name.value in ("self", "cls"))]
+        if pb[0] or pb[1]:
+            params = [x for x in params[pb[0]:] if x.name.value not in pb[1]]
         bad = {o[0] for o in offenders}
         eqx = ctx.alias_for("equinox") or "eqx"
         if qn == "jax.vmap":
