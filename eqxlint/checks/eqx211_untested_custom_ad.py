@@ -227,14 +227,20 @@ class UntestedCustomAD(Rule, ProjectRule):
                         vmap = True
                 elif isinstance(node, cst.BinaryOperation) and _is_fd_quotient(node):
                     fd = True
-            info[scope.name] = (names, fd, vmap)
+            info[id(scope)] = (scope.name, names, fd, vmap)
         # One level through same-file helpers: a test calling `_check(f)` where `_check` does the
         # finite-difference comparison.
         units = []
-        for name, (names, fd, vmap) in info.items():
+        helpers = {}
+        for name, names, fd, vmap in info.values():
+            if fd or vmap:
+                h = helpers.setdefault(name, [False, False])
+                h[0] = h[0] or fd
+                h[1] = h[1] or vmap
+        for key, (name, names, fd, vmap) in info.items():
             if not is_test(name):
                 continue
-            for other, (onames, ofd, ovmap) in info.items():
+            for other, (ofd, ovmap) in helpers.items():
                 if other != name and other in names:
                     fd = fd or ofd
                     vmap = vmap or ovmap
