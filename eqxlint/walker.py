@@ -76,6 +76,24 @@ def walk(root: cst.CSTNode, want: frozenset) -> list:
     return events
 
 
+def walk_module(module: cst.CSTNode, want: frozenset) -> tuple[list, list]:
+    """`walk(module, want)` plus, for a Module, the index in the event list where each top-level
+    statement's events begin (used to locate a node's statement for its position)."""
+    if type(module) is not cst.Module:
+        return walk(module, want), []
+    events: list = []
+    bounds: list = []
+    top = cst.Module in want
+    if top:
+        events.append((module, False))
+    for stmt in module.body:
+        bounds.append(len(events))
+        events.extend(walk(stmt, want))
+    if top:
+        events.append((module, True))
+    return events, bounds
+
+
 def iter_subtree(root: cst.CSTNode, types: Iterable[type] | None = None):
     """Yield the nodes of a subtree (pre-order, same field order as `walk`), optionally only
     those of the given types. Used by rules that look inside one statement or expression."""
