@@ -1,0 +1,99 @@
+"""The result cache: keyed by file content, eqxlint version and effective configuration; cross-file
+facts stay correct when only some files change."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from eqxlint import cache as cache_mod
+from eqxlint.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+TRANSPOSE = (
+    "\n\ndef _matvec_transpose(ct, lower, diag, upper, x):\n"
+    "    return None, None, None, matvec.bind(upper, diag, lower, ct)\n\n\n"
+    "ad.primitive_transposes[matvec] = _matvec_transpose\n"
+)
+
+
+def _check(capsys, *argv) -> list:
+    capsys.readouterr()
+    rc = main(["check", "--output-format", "json", *argv])
+    out = capsys.readouterr()
+    assert rc in (0, 1), out.err
+    return sorted(
+        (Path(d["filename"]).resolve().relative_to(Path.cwd().resolve()).as_posix(), d["location"]["row"], d["code"])
+        for d in json.loads(out.out)
+    )
+
+
+@pytest.fixture
+def solver_lib(tmp_path, monkeypatch):
+    dest = tmp_path / "solver_lib"
+    shutil.copytree(ROOT / "fixtures" / "solver_lib", dest, ignore=shutil.ignore_patterns(".eqxlint_cache"))
+    monkeypatch.chdir(dest)
+    return dest
+
+
+def test_editing_the_transpose_file_updates_the_primitive_file(solver_lib, capsys):
+    rules = solver_lib / "solverlib" / "_rules.py"
+    original = rules.read_text()
+    first = _check(capsys, ".")
+    assert ("solverlib/_ops.py", 7, "EQX302") in first
+    assert (solver_lib / ".eqxlint_cache").is_dir()
+    assert _check(capsys, ".") == first  # warm cache, nothing changed
+
+    # Register the transpose in _rules.py: the finding in _ops.py (unchanged, cached) goes away.
+    rules.write_text(original + TRANSPOSE)
+    second = _check(capsys, ".")
+    assert ("solverlib/_ops.py", 7, "EQX302") not in second
+    assert second == _check(capsys, "--no-cache", ".")
+    # The pre-commit case: only the primitive's file is checked, the rest comes from the cache.
+    assert ("solverlib/_ops.py", 7, "EQX302") not in _check(capsys, "solverlib/_ops.py")
+
+    # And back.
+    rules.write_text(original)
+    assert _check(capsys, ".") == first
+    assert ("solverlib/_ops.py", 7, "EQX302") in _check(capsys, "solverlib/_ops.py")
+
+
+def test_subset_run_sees_a_changed_other_file(solver_lib, capsys):
+    """Only _ops.py is checked, _rules.py changed since the cache was filled: its new facts are
+    used (the cache is keyed by content, never by mtime alone)."""
+    rules = solver_lib / "solverlib" / "_rules.py"
+    _check(capsys, ".")
+    rules.write_text(rules.read_text() + TRANSPOSE)
+    assert ("solverlib/_ops.py", 7, "EQX302") not in _check(capsys, "solverlib/_ops.py")
+
+
+def test_cache_is_keyed_by_configuration(solver_lib, capsys):
+    first = _check(capsys, ".")
+    assert any(c == "EQX203" for _, _, c in first)
+    py = solver_lib / "pyproject.toml"
+    py.write_text(py.read_text() + 'ignore = ["EQX203"]\n')
+    assert not any(c == "EQX203" for _, _, c in _check(capsys, "."))
+    # `solvers` changes per-file results (EQX203 comes from a configured solver).
+    py.write_text(py.read_text().replace('ignore = ["EQX203"]\n', "").replace(
+        'solvers = ["solverlib._solve.dense_solve"]', "solvers = []"))
+    assert _check(capsys, ".") == _check(capsys, "--no-cache", ".")
+
+
+def test_cache_is_keyed_by_version(solver_lib, capsys, monkeypatch):
+    first = _check(capsys, ".")
+    monkeypatch.setattr(cache_mod, "__version__", "0.0.0-other")
+    store = cache_mod.Cache(solver_lib / ".eqxlint_cache", "fp")
+    assert "0.0.0-other" in store.dir.name
+    assert _check(capsys, ".") == first
+
+
+def test_corrupt_entries_are_rebuilt(solver_lib, capsys):
+    first = _check(capsys, ".")
+    for f in (solver_lib / ".eqxlint_cache").rglob("*"):
+        if f.is_file() and f.name not in (".gitignore", "CACHEDIR.TAG"):
+            f.write_bytes(b"{not json")
+    assert _check(capsys, ".") == first
+    assert _check(capsys, ".") == first
