@@ -437,3 +437,27 @@ def test_eqx110_tracer_guards_keep_quiet():
         return x
     """
     assert r(code, "EQX110") == [15]
+
+
+def test_eqx110_module_call_array_methods_staged():
+    code = """
+    import equinox as eqx
+    import jax
+
+    class Model(eqx.Module):
+        layers: list
+
+        def __call__(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            if x.mean() > 0:
+                x = -x
+            if len(self.layers) > 2:
+                x = x * 2
+            return x
+
+    @eqx.filter_jit
+    def run(model: Model, x):
+        return model(x)
+    """
+    assert r(code, "EQX110") == [11]

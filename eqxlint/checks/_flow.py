@@ -323,6 +323,10 @@ def param_taint(ctx, scope) -> dict:
     return traced
 
 
+ARRAY_METHODS = frozenset(
+    {"sum", "mean", "any", "all", "prod", "std", "var", "argmax", "argmin", "cumsum", "nonzero"}
+)
+
 ARRAY_ONLY_ATTRS = frozenset(
     {
         "shape", "ndim", "dtype", "sum", "mean", "max", "min", "reshape", "astype", "at", "T",
@@ -1088,6 +1092,11 @@ class TaintAnalysis:
             base = self.expr(func.value, env, report)
             if base == T and func.attr.value not in STATIC_ATTRS:
                 # a method of a tracer: x.sum(), x.astype(...), x.at[i].set(v)
+                return T
+            if self.staged and func.attr.value in ARRAY_METHODS and not (
+                isinstance(func.value, cst.Name) and func.value.value in ("self", "np", "numpy", "math")
+            ):
+                # under a jaxpr trace an array reduction is staged out even on constants
                 return T
             return None
         return None
