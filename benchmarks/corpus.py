@@ -88,12 +88,15 @@ def count_lines(files) -> int:
 
 
 # ---------------------------------------------------------------------------- measuring
+ENV: dict = {}
+
+
 def measure(cmd: list, cwd: Path, env=None) -> dict:
     """Run `cmd` in a fresh `_measure` process: wall seconds and peak RSS (MiB) of the largest
     single process in its tree."""
     out = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "_measure", "--", *cmd],
-        cwd=cwd, env=env, capture_output=True, text=True,
+        cwd=cwd, env=env or ENV or None, capture_output=True, text=True,
     )
     line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
     try:
@@ -140,18 +143,34 @@ def main(argv=None) -> int:
     ap.add_argument("--one-file", default="equinox/equinox/_module/_module.py",
                     help="the pre-commit file, relative to --corpus-dir")
     ap.add_argument("--json", type=Path, help="also write the raw numbers here")
+    ap.add_argument("--packages", default=None,
+                    help="comma-separated subset of the pinned packages (default: all)")
+    ap.add_argument("--pythonpath", default=None,
+                    help="PYTHONPATH for the eqxlint runs (e.g. a copy of another eqxlint tree)")
     args = ap.parse_args(argv)
 
     only = set(args.only.split(","))
     if args.fixit:
         only.add("fixit")
     jobs_list = [int(j) for j in args.jobs.split(",")]
+    global PINNED
+    if args.packages:
+        keep = set(args.packages.split(","))
+        PINNED = [(n, v) for n, v in PINNED if n in keep]
     ensure_corpus(args.corpus_dir, args.wheel_dir)
     corpus = args.corpus_dir.resolve()
-    files = corpus_files(corpus)
+    work = Path(tempfile.mkdtemp(prefix="eqxlint-bench-"))
+    # Byte code is cached as for an installed linter (never in the repository), even where
+    # PYTHONDONTWRITEBYTECODE is set; one warm-up run fills it.
+    ENV.update(os.environ)
+    ENV.pop("PYTHONDONTWRITEBYTECODE", None)
+    ENV["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    if args.pythonpath:
+        ENV["PYTHONPATH"] = args.pythonpath
+    targets = [str(corpus / name) for name, _ in PINNED] if args.packages else [str(corpus)]
+    files = [f for t in targets for f in corpus_files(Path(t))]
     lines = count_lines(files)
     py = args.python
-    work = Path(tempfile.mkdtemp(prefix="eqxlint-bench-"))
     floor_script = str(HERE / "_parse_floor.py")
     print(f"# eqxlint corpus benchmark")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores "
@@ -161,13 +180,14 @@ def main(argv=None) -> int:
     print(f"command: {' '.join([os.path.basename(sys.executable), 'benchmarks/corpus.py'] + argv)}\n")
 
     # The one-file project: one package copied under a pyproject.toml, its cache warmed.
-    one = corpus / args.one_file
+    one = args.corpus_dir.resolve() / args.one_file
     proj = work / "proj"
-    pkg_root = corpus / Path(args.one_file).parts[0]
+    pkg_root = args.corpus_dir.resolve() / Path(args.one_file).parts[0]
     shutil.copytree(pkg_root, proj)
     (proj / "pyproject.toml").write_text("[tool.eqxlint]\n")
     one_in_proj = proj / Path(*Path(args.one_file).parts[1:])
     raw: dict = {"files": len(files), "lines": lines, "runs": {}}
+    measure(eqxlint_cmd(py, "--no-cache", str(one)), work)  # warm-up: byte code
 
     def record(name, m):
         raw["runs"].setdefault(name, []).append(m)
@@ -176,17 +196,17 @@ def main(argv=None) -> int:
         for jobs in jobs_list:
             j = ["-j", str(jobs)]
             if "floor" in only:
-                record(f"floor j{jobs}", measure([py, floor_script, "-j", str(jobs), str(corpus)], work))
+                record(f"floor j{jobs}", measure([py, floor_script, "-j", str(jobs), *targets], work))
             if "cold" in only:
-                record(f"cold j{jobs}", measure(eqxlint_cmd(py, "--no-cache", *j, str(corpus)), work))
+                record(f"cold j{jobs}", measure(eqxlint_cmd(py, "--no-cache", *j, *targets), work))
             if "warm" in only:
                 wdir = work / f"warm{jobs}"
                 wdir.mkdir(exist_ok=True)
                 if rep == 0:
-                    measure(eqxlint_cmd(py, *j, str(corpus)), wdir)  # fill the cache
-                record(f"warm j{jobs}", measure(eqxlint_cmd(py, *j, str(corpus)), wdir))
+                    measure(eqxlint_cmd(py, *j, *targets), wdir)  # fill the cache
+                record(f"warm j{jobs}", measure(eqxlint_cmd(py, *j, *targets), wdir))
             if "fixit" in only and args.fixit and jobs == jobs_list[-1]:
-                record("fixit", measure([args.fixit, "lint", str(corpus)], work))
+                record("fixit", measure([args.fixit, "lint", *targets], work))
         if "one" in only:
             record("import libcst", measure([py, "-c", "import libcst"], work))
             record("one", measure(eqxlint_cmd(py, "--no-cache", str(one)), work))
