@@ -459,6 +459,10 @@ def traced_names(ctx, scope) -> frozenset:
                 names.update(plain)
             elif qn == "jax.lax.fori_loop":
                 names.update(plain[:2])
+        # Closures over the enclosing function's tracers are tracers (unless shadowed).
+        outer = fn.parent.function if fn.parent is not None else None
+        if outer is not None and outer.traced:
+            names.update(n for n in traced_names(ctx, outer) if n not in fn.params)
         # Locals computed by jnp/lax calls (or from traced names) are traced too.
         for _ in range(2):
             for assign, s in ctx.assigns:

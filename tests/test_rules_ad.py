@@ -1,0 +1,198 @@
+"""Scenario tests for the AD rules (EQX201, EQX202, EQX205-EQX208, EQX210)."""
+
+from __future__ import annotations
+
+import ast
+
+from helpers import codes, fix, lint, rows
+
+
+def test_eqx208_follows_module_call_from_filter_grad():
+    code = """
+import equinox as eqx
+import jax
+from jax import lax
+
+class Net(eqx.Module):
+    w: jax.Array
+
+    def __call__(self, x):
+        return lax.while_loop(lambda c: c < 1.0, lambda c: c * self.w, x)
+
+def loss(model: Net, x):
+    return model(x)
+
+grads = eqx.filter_grad(loss)
+"""
+    assert rows(code, "EQX208") == [10]
+
+
+def test_eqx208_silent_when_only_jitted_or_inside_custom_vjp_chain():
+    code = """
+import equinox as eqx
+import jax
+from jax import lax
+
+def inner(x):
+    return lax.while_loop(lambda c: c < 1.0, lambda c: c * 2, x)
+
+@eqx.filter_custom_vjp
+def solve(vjp_arg, x):
+    return inner(x)
+
+def loss(x):
+    return solve(x, x)
+
+g = jax.grad(loss)
+fast = jax.jit(inner)
+"""
+    assert "EQX208" not in codes(code)
+
+
+def test_eqx208_traced_fori_bound_under_jit_grad():
+    code = """
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+@jax.jit
+def step(params, n):
+    def loss(p):
+        return lax.fori_loop(0, n, lambda i, c: c * p, 1.0)
+    return jax.grad(loss)(params)
+"""
+    # `n` is a parameter of a jax.jit function: traced (also inside the closure `loss`), so the
+    # fori_loop lowers to a while loop.
+    assert rows(code, "EQX208") == [9]
+    static = code.replace("@jax.jit", "@functools.partial(jax.jit, static_argnums=1)").replace(
+        "import jax\n", "import functools\nimport jax\n", 1
+    )
+    assert "functools.partial" in static and rows(static, "EQX208") == []
+    computed = code.replace("lax.fori_loop(0, n,", "lax.fori_loop(0, jnp.sum(p * 10).astype(int),")
+    assert rows(computed, "EQX208") == [9]
+
+
+def test_eqx205_min_length_option():
+    code = """
+import jax
+from jax import lax
+
+def loss(p):
+    return lax.scan(lambda c, x: (c * p, None), 0.0, None, length=100)[0]
+
+g = jax.grad(loss)
+"""
+    assert rows(code, "EQX205") == [6]
+    assert rows(code, "EQX205", rule_options={"EQX205": {"min-length": 200}}) == []
+
+
+def test_eqx205_points_to_runtime_helper():
+    code = """
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+def loss(p):
+    return lax.scan(lambda c, x: (c * p + x, None), 0.0, jnp.zeros((500, 3)))[0].sum()
+
+g = jax.value_and_grad(loss)
+"""
+    [d] = [d for d in lint(code) if d.code == "EQX205"]
+    assert "eqxlint.runtime.checkpointed_scan" in d.message
+    assert "500 steps" in d.message
+
+
+def test_eqx210_static_asserts_in_equinox_style_code_are_silent():
+    code = """
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+@eqx.filter_jit
+def f(x: Float[Array, "n m"], y, flag: bool = False):
+    assert x.shape == y.shape
+    assert jnp.ndim(x) == 2
+    assert jnp.result_type(x) == jnp.result_type(y)
+    assert flag in (True, False)
+    assert all(jnp.shape(v) == () for v in [x])
+    if y is None:
+        raise ValueError("y")
+    return x
+"""
+    assert "EQX210" not in codes(code)
+
+
+def test_eqx210_breakpoint_fix_adds_import_and_is_idempotent():
+    code = """
+import jax.numpy as jnp
+from jax import lax
+
+def body(c, x):
+    breakpoint()
+    return c + x, None
+
+def run(xs):
+    return lax.scan(body, jnp.float32(0), xs)
+"""
+    fixed = fix(code, "EQX210")
+    assert "jax.debug.breakpoint()" in fixed and "import jax\n" in fixed
+    assert fix(fixed, "EQX210") == fixed
+    ast.parse(fixed)
+
+
+def test_eqx206_enum_subclass_chain_and_predicate():
+    code = """
+import jax
+import optimistix as optx
+
+class MyResults(optx.RESULTS):
+    extra = "extra failure"
+
+def is_extra(r):
+    return r == MyResults.extra
+
+@jax.jit
+def f(r):
+    if is_extra(r):
+        return 1
+    return 0
+"""
+    assert rows(code, "EQX206") == [13]
+
+
+def test_eqx207_host_callback_reported_once_per_import():
+    code = """
+from jax.experimental.host_callback import id_tap
+
+def f(x):
+    id_tap(lambda *a: None, x)
+    return x
+"""
+    assert rows(code, "EQX207") == [2]
+
+
+def test_eqx201_silent_without_equinox():
+    code = """
+import functools
+import jax
+from jaxtyping import PyTree
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def f(tree: PyTree, x):
+    return x
+"""
+    assert "EQX201" not in codes(code)
+    assert rows("import equinox as eqx\n" + code, "EQX201") == [7]
+
+
+def test_eqx202_project_module_requires_index():
+    code = """
+import jax
+from mypkg.models import Model
+
+def f(model: Model, x):
+    return jax.vjp(lambda m: m(x), model)
+"""
+    # Whether `Model` is an eqx.Module is a cross-file fact: without an index, no report.
+    assert "EQX202" not in codes(code)
