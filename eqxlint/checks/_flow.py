@@ -82,6 +82,10 @@ STATIC_FUNCS = frozenset(
         "jax.lax.stop_gradient_static",
     }
 )
+STATIC_LAST = frozenset(
+    {"ndim", "shape", "size", "dtype", "result_type", "issubdtype", "isdtype", "iinfo", "finfo",
+     "broadcast_shapes", "promote_types", "can_cast", "canonicalize_dtype", "dtypes"}
+)
 STATIC_BUILTINS = frozenset(
     {
         "len", "isinstance", "issubclass", "type", "callable", "hasattr", "id", "repr", "str",
@@ -458,6 +462,12 @@ def merge(e1: dict, e2: dict) -> dict:
 
 import re as _re
 
+
+def _is_flag(expr) -> bool:
+    while isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Not):
+        expr = expr.expression
+    return isinstance(expr, (cst.Name, cst.Attribute))
+
 _TRACER_GUARD = _re.compile(r"[Tt]racer|[Cc]oncret|is_constant|core\.Literal")
 
 
@@ -788,8 +798,9 @@ class TaintAnalysis:
             if self._truthy_traced(inner.left, self._peek(inner.left)):
                 return True
             # The right operand runs only when the left one lets it: a guard such as
-            # `not_tracer(i) and i > 0` or `isinstance(x, int) and x > 0` protects it.
-            if self._has_guard_call(inner.left):
+            # `not_tracer(i) and i > 0`, `isinstance(x, int) and x > 0` or a static flag
+            # (`numpy_resid and rank < n`) protects it.
+            if self._has_guard_call(inner.left) or _is_flag(inner.left):
                 return False
             return self._truthy_traced(inner.right, self._peek(inner.right))
         if isinstance(inner, cst.Name) and inner.value in self.params and self.lenient:
@@ -1066,6 +1077,9 @@ class TaintAnalysis:
             if qn in STATIC_BUILTINS or qn in STATIC_FUNCS:
                 return None
             if qn.startswith(ARRAY_NAMESPACES):
+                last = qn.rsplit(".", 1)[-1]
+                if last.startswith("_") or last in STATIC_LAST:
+                    return None  # private helpers (`lax._ndim`) and shape/dtype queries
                 return T if (self.staged or any_t) else None
             if qn in ("jax.tree_util.tree_map", "jax.tree.map", "jax.tree_map"):
                 return T if any_t else None

@@ -8,7 +8,7 @@ from typing import Optional
 import libcst as cst
 
 from ..rule import Rule
-from ._flow import ARRAY_NAMESPACES, branch_scope, cond_branches, return_values
+from ._flow import branch_scope, cond_branches, return_values
 from ._helpers import short
 
 _NUM = {cst.Integer: "int", cst.Float: "float", cst.Imaginary: "complex"}
@@ -54,7 +54,7 @@ class CondStaticOutput(Rule):
             return ("arr",) if self._arrayish(e, params) else ("?",)
         if isinstance(e, cst.Call) and isinstance(e.func, (cst.Name, cst.Attribute)):
             qn = self.ctx.qualname(e.func) or ""
-            if qn.startswith(ARRAY_NAMESPACES):
+            if _single_array(qn, e):
                 return ("arr",)
             if isinstance(e.func, cst.Attribute) and isinstance(e.func.value, cst.Name) and e.func.value.value in params \
                     and e.func.attr.value in ("sum", "mean", "astype", "reshape", "max", "min", "prod", "squeeze", "ravel"):
@@ -196,3 +196,30 @@ def _enclosing_params(scope) -> set:
                         out.add(prm.name.value)
         s = s.parent
     return out
+
+
+# jnp functions returning a tuple/list of arrays rather than one array.
+_MULTI = frozenset(
+    {
+        "split", "array_split", "hsplit", "vsplit", "dsplit", "meshgrid", "nonzero", "unique",
+        "histogram", "histogram2d", "histogramdd", "frexp", "modf", "divmod", "unravel_index",
+        "tril_indices", "triu_indices", "diag_indices", "mask_indices", "broadcast_arrays",
+        "atleast_1d", "atleast_2d", "atleast_3d", "gradient", "indices", "unique_all",
+        "unique_counts", "unique_inverse", "tril_indices_from", "triu_indices_from",
+        "diag_indices_from", "ix_", "polyfit", "argwhere_tuple",
+    }
+)
+
+
+def _single_array(qn: str, call: cst.Call) -> bool:
+    """A call known to return exactly one array."""
+    if qn.startswith("jax.numpy.") and not qn.startswith(("jax.numpy.linalg.", "jax.numpy.fft.")):
+        last = qn.rsplit(".", 1)[-1]
+        if last in _MULTI or last.startswith("_"):
+            return False
+        if last == "where" and len([a for a in call.args if a.keyword is None]) == 1:
+            return False
+        return True
+    if qn.startswith("jax.numpy.fft.") or qn.startswith("jax.nn."):
+        return True
+    return False
