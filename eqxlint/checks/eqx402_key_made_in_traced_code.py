@@ -9,6 +9,7 @@ from typing import Optional
 import libcst as cst
 
 from ..rule import Rule
+from ..walker import iter_subtree
 from ._helpers import trace_reason
 from . import _keys as K
 
@@ -101,7 +102,7 @@ class KeyMadeInTracedCode(Rule):
         if len(call_src) > 40:
             call_src = f"{short}(...)"
         fn = ctx.scope.function
-        if fn is not None and fn.kind == "function" and any(K.KEY_PARAM_RE.match(p) for p in fn.params):
+        if fn is not None and self._fallback(fn):
             return  # a fallback for an optional key argument (`if key is None: key = jr.key(0)`)
         if ctx.in_traced():
             sites = _root_sites(fn)
@@ -129,6 +130,34 @@ class KeyMadeInTracedCode(Rule):
             "cannot reseed it. Add a `key` parameter and thread it through (split it with "
             "`jr.split`) instead of hard-coding a seed.",
         )
+
+    def visit_IfExp(self, node: cst.IfExp) -> None:  # recorded in ctx.stack for _fallback
+        pass
+
+    def visit_BooleanOperation(self, node: cst.BooleanOperation) -> None:
+        pass
+
+    def _fallback(self, fn) -> bool:
+        """The key is built under a test on one of the function's parameters or on a key-named
+        variable (`rng_key = numpyro.prng_key(); if rng_key is None: rng_key = random.key(0)`):
+        `if key is None: key = jr.PRNGKey(0)`, `key if key is not None else jr.key(0)`,
+        `key or jr.PRNGKey(0)`."""
+        params = set(fn.params)
+        stack = self.ctx.stack
+        for anc in reversed(stack[:-1]):
+            if anc is fn.node:
+                break
+            test = None
+            if isinstance(anc, (cst.If, cst.IfExp)):
+                test = anc.test
+            elif isinstance(anc, cst.BooleanOperation):
+                test = anc.left
+            if test is None:
+                continue
+            for n in iter_subtree(test, (cst.Name,)):
+                if n.value in params or K.KEY_PARAM_RE.match(n.value):
+                    return True
+        return False
 
     def _sampled_here(self, node: cst.Call, fn) -> bool:
         """The fixed key is drawn from in this function (`jr.normal(jr.PRNGKey(0), ...)`, or
