@@ -196,3 +196,30 @@ def f(model: Model, x):
 """
     # Whether `Model` is an eqx.Module is a cross-file fact: without an index, no report.
     assert "EQX202" not in codes(code)
+
+
+def test_eqx205_equinox_script_model_call_through_vmap():
+    code = """
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+class RNN(eqx.Module):
+    cell: eqx.nn.GRUCell
+
+    def __call__(self, xs):
+        def f(carry, x):
+            return self.cell(x, carry), None
+        out, _ = lax.scan(f, jnp.zeros(4), None, length=1000)
+        return out
+
+@eqx.filter_value_and_grad
+def compute_loss(model, x, y):
+    pred = jax.vmap(model)(x)
+    return jnp.mean((pred - y) ** 2)
+"""
+    assert rows(code, "EQX205") == [13]
+    # Two callable Module classes: which one `model` holds is unknown, so silent.
+    two = code.replace("@eqx.filter_value_and_grad", "class Other(eqx.Module):\n    def __call__(self, x):\n        return x\n\n@eqx.filter_value_and_grad")
+    assert rows(two, "EQX205") == []

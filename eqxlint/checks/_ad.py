@@ -217,7 +217,7 @@ def reverse_ad(ctx) -> dict:
             spec = ctx.transforms.get(qn)
             if spec is not None:
                 for arg in ctx.function_args(call, spec):
-                    for target in ctx.resolve_functions(arg, s):
+                    for target in ctx.resolve_functions(arg, s) + module_methods(ctx, arg, s):
                         add(target, desc)
     ctx.facts["_ad.reverse"] = out
     return out
@@ -237,8 +237,22 @@ def module_methods(ctx, func, scope) -> list:
     fn = scope.function
     if fn is None:
         return []
-    param = param_annotations(fn).get(owner)
-    if param is None or param.annotation is None:
+    param = None
+    f = fn
+    while f is not None:  # the parameter may belong to an enclosing function (closures)
+        param = param_annotations(f).get(owner)
+        if param is not None:
+            break
+        f = f.parent.function if f.parent is not None else None
+    if param is None:
+        return []
+    if param.annotation is None:
+        sole = _sole_callable_module(ctx)
+        if sole is not None and f is not None and f.params and f.params[0] == owner and any(
+            site.kind in ("decorator", "call") and site.qualname in EQX_FILTER_REVERSE
+            for site in f.sites
+        ):
+            return [d for d in sole.defs.get(meth, []) if d.kind == "function"]
         return []
     mt = ctx.module_type(param.annotation)
     if not mt or mt.startswith("?") or "." in mt:
@@ -247,6 +261,21 @@ def module_methods(ctx, func, scope) -> list:
     if klass is None:
         return []
     return [d for d in klass.defs.get(meth, []) if d.kind == "function"]
+
+
+EQX_FILTER_REVERSE = frozenset(
+    {"equinox.filter_grad", "equinox.filter_value_and_grad", "equinox.filter_vjp"}
+)
+
+
+def _sole_callable_module(ctx):
+    """The only Module class of the file that defines `__call__` (Equinox scripts: the model
+    that an unannotated `model` argument of a filter_grad'ed loss holds), else None."""
+    found = [
+        s for s in ctx.scopes
+        if s.kind == "class" and ctx.is_module_class(s) and "__call__" in s.defs
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 def reverse_ad_of(ctx, scope):
@@ -459,6 +488,8 @@ def traced_names(ctx, scope) -> frozenset:
                 names.update(plain)
             elif qn == "jax.lax.fori_loop":
                 names.update(plain[:2])
+            elif qn == "jax.vmap" and site.keyword("in_axes") is None and site.kind == "decorator":
+                names.update(plain)
         # Closures over the enclosing function's tracers are tracers (unless shadowed).
         outer = fn.parent.function if fn.parent is not None else None
         if outer is not None and outer.traced:
