@@ -461,3 +461,32 @@ def test_eqx110_module_call_array_methods_staged():
         return model(x)
     """
     assert r(code, "EQX110") == [11]
+
+
+def test_eqx111_unresolved_function_applied_to_module():
+    code = """
+    import jax
+    from mylib import loss_fn
+
+    def batch_loss(model, xs):
+        a = jax.vmap(loss_fn)(model, xs)
+        b = jax.vmap(loss_fn, in_axes=(None, 0))(model, xs)
+        c = jax.vmap(model)(xs)
+        d = jax.vmap(loss_fn)(xs, xs)
+        return a, b, c, d
+    """
+    assert r(code, "EQX111") == [6]
+
+
+def test_eqx113_undefined_project_function_and_model_method():
+    code = """
+    import equinox as eqx
+    from jax import lax
+
+    def f(x, pred, model: eqx.Module):
+        a = lax.cond(pred, lambda v: heavy_fn(v) + 1, lambda v: heavy_fn(v) * 2, x)
+        b = lax.cond(pred, lambda v: model.encode(v) + 1, lambda v: model.encode(v) * 2, x)
+        c = lax.cond(pred, lambda v: abs(v) + 1, lambda v: abs(v) * 2, x)
+        return a, b, c
+    """
+    assert r(code, "EQX113") == [6, 7]

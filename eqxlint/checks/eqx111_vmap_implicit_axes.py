@@ -133,7 +133,21 @@ class VmapImplicitAxes(Rule):
         else:
             targets = [s for s in ctx.resolve_functions(fn_expr, ctx.scope) if s.kind in ("function", "lambda")]
         if len(targets) != 1:
-            return  # a class (Module constructor), a Module instance, or unknown: silent
+            # A class (Module constructor), a Module instance, or unknown: silent, unless the
+            # map is applied on the spot to a Module (`jax.vmap(loss_fn)(model, xs)`).
+            if applied and not targets and isinstance(fn_expr, (cst.Name, cst.Attribute)) \
+                    and not (isinstance(fn_expr, cst.Name) and fn_expr.value in ctx.classes):
+                eqx = ctx.alias_for("equinox") or "eqx"
+                name = "jax.vmap" if qn == "jax.vmap" else f"{eqx}.filter_vmap"
+                self.report(
+                    report_node,
+                    f"`{name}({ctx.code(fn_expr)})` is applied to a Module (argument "
+                    f"{', '.join(str(i + 1) for i in sorted(applied))}) with no explicit `in_axes`: "
+                    "the default maps every array leaf of the Module over axis 0, batching the "
+                    "weights as if they were data. Say what is batched, e.g. "
+                    f"`{eqx}.filter_vmap(f, in_axes=(None, {eqx}.if_array(0)))`.",
+                )
+            return
         fn = targets[0]
         pb = (0, frozenset())
         if isinstance(fn_expr, cst.Call) and ctx.qualname(fn_expr.func) in ("functools.partial", "partial"):

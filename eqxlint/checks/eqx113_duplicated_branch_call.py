@@ -71,6 +71,14 @@ class DuplicatedBranchCall(Rule):
         if isinstance(func, cst.Name) and qn is None:
             if self._module_param(func.value, branch) or self._callable_param(func.value, branch):
                 return "a model/user function call"
+            if self._undefined(func.value, branch):
+                return "a project function"
+            return None
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value != "self" \
+                and qn is None:
+            base = func.value.value
+            if self._module_param(base, branch) or (self._callable_param(base, branch) and re.search(r"model|net", base)):
+                return "a model method call"
             return None
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
             fn = branch.function
@@ -98,6 +106,35 @@ class DuplicatedBranchCall(Rule):
             if qn and (qn in HEAVY_NAMES or qn.startswith(HEAVY_PREFIXES)):
                 return True
         return False
+
+    def _undefined(self, name: str, branch) -> bool:
+        """A name bound nowhere in this file (no def, import, assignment or parameter): a
+        function from elsewhere in the project (star import or injected global)."""
+        ctx = self.ctx
+        if "_eqx113_bound" not in ctx.facts:
+            bound = set(ctx.aliases)
+            for assign, _ in ctx.assigns:
+                for t in assign.targets:
+                    for n in iter_subtree(t.target, (cst.Name,)):
+                        bound.add(n.value)
+            for sc in ctx.scopes:
+                bound.update(sc.params)
+                if sc.name:
+                    bound.add(sc.name)
+            for n in iter_subtree(ctx.module, (cst.ImportStar, cst.AnnAssign, cst.For, cst.NamedExpr,
+                                               cst.AsName, cst.Global)):
+                if isinstance(n, cst.ImportStar):
+                    bound.add("*")
+                elif isinstance(n, cst.AsName) and isinstance(n.name, cst.Name):
+                    bound.add(n.name.value)
+                elif isinstance(n, (cst.AnnAssign, cst.For, cst.NamedExpr)):
+                    for m in iter_subtree(n.target, (cst.Name,)):
+                        bound.add(m.value)
+            ctx.facts["_eqx113_bound"] = bound
+        bound = ctx.facts["_eqx113_bound"]
+        import builtins
+
+        return "*" not in bound and name not in bound and not hasattr(builtins, name)
 
     def _module_param(self, name: str, branch) -> bool:
         s = branch
