@@ -143,3 +143,22 @@ def test_eqx305_class_alias_registration():
         batching.primitive_batchers[LambdaPlugin._PRIM] = lambda a, d, op: (a[0], d[0])
     ''')
     assert rows(code, "EQX305") == [6]
+
+
+def test_eqx204_marked_before_through_partition_combine():
+    code = textwrap.dedent('''
+        import equinox as eqx
+        import equinox.internal as eqxi
+        import jax.lax as lax
+
+        def solve(op, b, state, options, solver):
+            dyn, static = eqx.partition(state, eqx.is_array)
+            dyn = lax.stop_gradient(dyn)
+            state = eqx.combine(dyn, static)
+            out, _, _ = eqxi.filter_primitive_bind(p, op, state, b, options, solver)
+            return out
+    ''')
+    # `options` and `solver` are unmarked; `state` is marked through `combine`.
+    found = [d for d in __import__("helpers").lint(code) if d.code == "EQX204"]
+    assert [d.row for d in found] == [10]
+    assert "`options`, `solver`" in found[0].message and "`state`" not in found[0].message.split("passed")[0]

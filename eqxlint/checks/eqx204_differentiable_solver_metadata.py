@@ -1,0 +1,225 @@
+"""EQX204 differentiable-solver-metadata: solver state/options/stats crossing a custom-AD boundary
+without `eqxi.nondifferentiable*` / `lax.stop_gradient`.
+
+Heuristic (severity `info`). In a function that is not itself an AD rule, a call into custom-AD
+code:
+- `eqxi.filter_primitive_bind(p, ...)`,
+- a function of this module decorated with (or wrapped by) `jax.custom_jvp`/`jax.custom_vjp`/
+  `eqx.filter_custom_jvp`/`eqx.filter_custom_vjp`,
+- `optimistix` `implicit_jvp`,
+is reported when
+- an argument is a *metadata variable* — named `options`, `opts`, `state`, `solver_state`,
+  `solver`, `stats` or ending in `_options`, `_stats`, `_solver_state` — that was not passed
+  through `eqxi.nondifferentiable`, `eqxi.nondifferentiable_backward` or `lax.stop_gradient`
+  in the function (directly or via names derived from a marked one); or
+- a `stats`-like result of the call is returned from the function without
+  `eqxi.nondifferentiable_backward` / `lax.stop_gradient`.
+
+Silent inside custom JVP/VJP/transpose rules (the metadata arrives there as primals whose tangents
+the rule asserts are zero, as in lineax) and on metadata that is marked anywhere before the call.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from .. import semantics as S
+from ..rule import Rule
+from ..walker import iter_subtree
+
+MARKERS = {
+    "equinox.internal.nondifferentiable", "equinox.internal.nondifferentiable_backward",
+    "equinox.internal._nondiff.nondifferentiable", "equinox.internal._nondiff.nondifferentiable_backward",
+    "jax.lax.stop_gradient", "jax.numpy.stop_gradient",
+}
+BINDS = {"equinox.internal.filter_primitive_bind"}
+IMPLICIT = {"optimistix.internal.implicit_jvp", "optimistix.implicit_jvp", "optimistix._ad.implicit_jvp"}
+META_NAMES = {"options", "opts", "state", "solver_state", "solver", "stats"}
+META_SUFFIXES = ("_options", "_stats", "_solver_state")
+
+
+def _nondiff_argnums(call: cst.Call) -> tuple:
+    for a in call.args:
+        if a.keyword is not None and a.keyword.value == "nondiff_argnums":
+            v = a.value
+            if isinstance(v, cst.Integer):
+                return (int(v.value),)
+            if isinstance(v, (cst.Tuple, cst.List)):
+                return tuple(int(e.value.value) for e in v.elements if isinstance(e.value, cst.Integer))
+    return ()
+
+
+def _is_meta(name: str) -> bool:
+    return name in META_NAMES or name.endswith(META_SUFFIXES)
+
+
+def _is_stats(name: str) -> bool:
+    return name == "stats" or name.endswith("_stats")
+
+
+class DifferentiableSolverMetadata(Rule):
+    code = "EQX204"
+
+    def __init__(self, ctx, options=None):
+        super().__init__(ctx, options)
+        self.enabled = any(w in ctx.source for w in ("filter_primitive_bind", "custom_jvp", "custom_vjp", "implicit_jvp"))
+        self._custom: Optional[set] = None
+
+    def _custom_names(self) -> dict:
+        """Module-level names of custom-AD functions in this file."""
+        if self._custom is None:
+            ctx = self.ctx
+            out: dict = {}
+            for scope in ctx.scopes:
+                if scope.kind != "function" or scope.parent is not ctx.module_scope:
+                    continue
+                for dec in scope.node.decorators:
+                    expr = dec.decorator
+                    nondiff: tuple = ()
+                    if isinstance(expr, cst.Call):
+                        qn = ctx.qualname(expr.func)
+                        if qn in ("functools.partial", "partial") and expr.args:
+                            qn = ctx.qualname(expr.args[0].value)
+                        nondiff = _nondiff_argnums(expr)
+                    else:
+                        qn = ctx.qualname(expr)
+                    if qn in S.CUSTOM_JVP or qn in S.CUSTOM_VJP:
+                        out[scope.name] = (qn, nondiff)
+            for assign, scope in ctx.assigns:
+                if scope is ctx.module_scope and isinstance(assign.value, cst.Call):
+                    qn = ctx.qualname(assign.value.func)
+                    if qn in S.CUSTOM_JVP or qn in S.CUSTOM_VJP:
+                        for t in assign.targets:
+                            if isinstance(t.target, cst.Name):
+                                out[t.target.value] = (qn, _nondiff_argnums(assign.value))
+            self._custom = out
+        return self._custom
+
+    def _target(self, call: cst.Call) -> Optional[tuple]:
+        """(description, arguments carrying data) if `call` enters custom-AD code."""
+        ctx = self.ctx
+        qn = ctx.qualname(call.func)
+        pos = [a for a in call.args if a.keyword is None and not a.star]
+        if qn in BINDS and pos:
+            return f"`{ctx.code(call.func)}({ctx.code(pos[0].value)}, ...)`", call.args[1:]
+        if qn in IMPLICIT:
+            return f"`{ctx.code(call.func)}`", call.args
+        custom = self._custom_names()
+        if isinstance(call.func, cst.Name) and call.func.value in custom:
+            fn = ctx.scope.function
+            if fn is not None and call.func.value in fn.params:
+                return None
+            qn, nondiff = custom[call.func.value]
+            if qn == "equinox.filter_custom_vjp":
+                # Only the first argument is differentiated; the rest are nondifferentiable.
+                args = pos[:1]
+            else:
+                args = [a for i, a in enumerate(pos) if i not in nondiff]
+                if qn == "equinox.filter_custom_jvp":
+                    args += [a for a in call.args if a.keyword is not None]
+            return f"custom-AD function `{call.func.value}`", args
+        return None
+
+    def _in_rule(self, scope) -> bool:
+        """Inside a function decorated as a rule, also in the call form the context does not
+        read: `@eqxi.filter_primitive_transpose(materialise_zeros=True)`, `@f.def_bwd`."""
+        ctx = self.ctx
+        s = scope
+        while s is not None:
+            if s.kind == "function":
+                for dec in s.node.decorators:
+                    expr = dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator
+                    if ctx.qualname(expr) in S.EQXI_RULE_DECORATORS:
+                        return True
+                    if isinstance(expr, cst.Attribute) and expr.attr.value in S.CUSTOM_RULE_METHODS:
+                        return True
+            s = s.parent
+        return False
+
+    # -- marks in the enclosing function ---------------------------------------------------
+    def _marked_names(self, fn) -> set:
+        cache = fn.info.get("eqx204_marked")
+        if cache is not None:
+            return cache
+        ctx = self.ctx
+        marked: set = set()
+        explicit: set = set()
+        for stmt in iter_subtree(fn.node.body, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
+            value = stmt.value
+            if value is None:
+                continue
+            has_marker = any(ctx.qualname(c.func) in MARKERS for c in iter_subtree(value, (cst.Call,)))
+            derived = any(n.value in marked for n in iter_subtree(value, (cst.Name,)))
+            if has_marker or derived:
+                targets = [t.target for t in stmt.targets] if isinstance(stmt, cst.Assign) else [stmt.target]
+                for t in targets:
+                    for n in iter_subtree(t, (cst.Name,)):
+                        marked.add(n.value)
+                        if has_marker:
+                            explicit.add(n.value)
+        fn.info["eqx204_marked"] = marked
+        fn.info["eqx204_explicit"] = explicit
+        return marked
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if not self.enabled:
+            return
+        ctx = self.ctx
+        fn = ctx.scope.function
+        if fn is None or fn.kind != "function" or ctx.scope.in_ad_rule() or self._in_rule(ctx.scope):
+            return
+        target = self._target(node)
+        if target is None:
+            return
+        desc, args = target
+        marked = self._marked_names(fn)
+        unmarked = []
+        for a in args:
+            val = a.value
+            if isinstance(val, cst.Name) and _is_meta(val.value) and val.value not in marked:
+                unmarked.append(val.value)
+        if unmarked:
+            names = ", ".join(f"`{n}`" for n in unmarked)
+            self.report(
+                node,
+                f"Solver metadata {names} passed into {desc} without `eqxi.nondifferentiable` / "
+                "`lax.stop_gradient`: AD then flows through solver state/options, which yields "
+                "invalid cotangents or unstable gradients through non-optimisation state. Wrap "
+                f"it first: `{unmarked[0]} = eqxi.nondifferentiable({unmarked[0]}, "
+                f"name=\"{unmarked[0]}\")` (or `lax.stop_gradient` for array state).",
+            )
+            return
+        self._check_stats_returned(node, desc, fn, fn.info.get("eqx204_explicit", set()))
+
+    def _check_stats_returned(self, call: cst.Call, desc: str, fn, marked: set) -> None:
+        # `x, result, stats = filter_primitive_bind(...)` ... `return Solution(..., stats=stats)`
+        parent = None
+        for anc in reversed(self.ctx.stack):
+            if isinstance(anc, cst.Assign) and anc.value is call:
+                parent = anc
+                break
+        if parent is None:
+            return
+        outs = set()
+        for t in parent.targets:
+            for n in iter_subtree(t.target, (cst.Name,)):
+                if _is_stats(n.value):
+                    outs.add(n.value)
+        outs -= marked
+        if not outs:
+            return
+        for ret in iter_subtree(fn.node.body, (cst.Return,)):
+            if ret.value is None:
+                continue
+            if any(n.value in outs for n in iter_subtree(ret.value, (cst.Name,))):
+                name = sorted(outs)[0]
+                self.report(
+                    call,
+                    f"Solver stats `{name}` returned from {desc} without "
+                    "`eqxi.nondifferentiable_backward`: callers can differentiate through "
+                    "iteration counts and other metadata, producing invalid cotangents. Mark it: "
+                    f"`{name} = eqxi.nondifferentiable_backward({name})` before returning.",
+                )
+                return
