@@ -30,7 +30,7 @@ STATIC_CALLS = frozenset(
         "jax.numpy.shape", "jax.numpy.ndim", "jax.numpy.size", "jax.numpy.dtype",
         "jax.numpy.result_type", "jax.numpy.issubdtype", "jax.numpy.iinfo", "jax.numpy.finfo",
         "jax.numpy.isdtype", "jax.numpy.promote_types", "jax.numpy.can_cast",
-        "jax.numpy.broadcast_shapes", "jax.numpy.isscalar", "jax.numpy.iscomplexobj",
+        "jax.numpy.broadcast_shapes", "jax.lax.broadcast_shapes", "jax.numpy.isscalar", "jax.numpy.iscomplexobj",
         "jax.dtypes.issubdtype", "jax.dtypes.result_type", "jax.dtypes.canonicalize_dtype",
         "jax.tree_util.tree_structure", "jax.tree.structure", "equinox.is_array",
         "equinox.is_inexact_array", "equinox.is_array_like", "jax.core.is_concrete",
