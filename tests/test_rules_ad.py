@@ -223,3 +223,23 @@ def compute_loss(model, x, y):
     # Two callable Module classes: which one `model` holds is unknown, so silent.
     two = code.replace("@eqx.filter_value_and_grad", "class Other(eqx.Module):\n    def __call__(self, x):\n        return x\n\n@eqx.filter_value_and_grad")
     assert rows(two, "EQX205") == []
+
+
+def test_eqx210_raise_in_else_branch_of_traced_test():
+    code = """
+import jax
+import jax.numpy as jnp
+
+@jax.jit
+def f(x):
+    if jnp.all(x > 0):
+        y = x
+    else:
+        raise ValueError("non-positive")
+    if x.ndim == 1:
+        pass
+    else:
+        raise ValueError("static: fine")
+    return y
+"""
+    assert rows(code, "EQX210") == [10]

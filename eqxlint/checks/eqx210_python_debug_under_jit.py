@@ -77,7 +77,9 @@ class PythonDebugUnderJit(Rule):
         names = _ad.traced_names(ctx, ctx.scope)
         if not _ad.is_traced_expr(ctx, node.test, names):
             return
-        raises = [r for r in _direct_raises(node.body)]
+        raises = list(_direct_raises(node.body))
+        if isinstance(node.orelse, cst.Else):  # `else: raise` is guarded by the same test
+            raises += list(_direct_raises(node.orelse.body))
         if not raises:
             return
         eqx = ctx.alias_for("equinox") or "eqx"
