@@ -387,7 +387,7 @@ def declares_abstract(ctx, cls_scope) -> bool:
     name = cls_scope.name or ""
     if name.lstrip("_").startswith("Abstract"):
         return True
-    for b in cls_scope.node.bases:
+    for b in list(cls_scope.node.bases) + list(cls_scope.node.keywords):
         if b.keyword is not None and b.keyword.value == "strict":
             if "force_abstract=True" in ctx.code(b.value).replace(" ", ""):
                 return True
@@ -413,7 +413,7 @@ def definitely_concrete(ctx, cls_scope) -> bool:
         return False
     if any(declares_abstract(ctx, c) for c in chain):
         return False
-    if any(b.keyword is not None and b.keyword.value == "metaclass" for b in cls_scope.node.bases):
+    if any(b.keyword is not None and b.keyword.value == "metaclass" for b in cls_scope.node.keywords):
         return False
     return True
 

@@ -1,0 +1,277 @@
+"""Scenario tests for the Module / JIT-boundary rules EQX102–EQX108."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+
+from helpers import fix, lint, rows
+
+
+def _src(code: str) -> str:
+    return textwrap.dedent(code).lstrip("\n")
+
+
+# ---------------------------------------------------------------------------- EQX102
+def test_eqx102_nested_loops_report_once_per_wrapper():
+    code = _src(
+        """
+        import jax
+
+        def f(x):
+            return x + 1
+
+        def run(xs):
+            for row in xs:
+                for x in row:
+                    x = jax.jit(f)(x)
+            return xs
+        """
+    )
+    assert rows(code, "EQX102") == [9]
+
+
+def test_eqx102_silent_for_loop_dependent_static_args():
+    code = _src(
+        """
+        import jax
+
+        def f(x, n):
+            return x * n
+
+        def run(x, ns):
+            for n in ns:
+                x = jax.jit(f, static_argnums=n)(x, n)
+            return x
+        """
+    )
+    assert rows(code, "EQX102") == []
+
+
+def test_eqx102_assigned_then_called_in_loop():
+    code = _src(
+        """
+        import equinox as eqx
+
+        def train(model, batches, loss):
+            for b in batches:
+                step = eqx.filter_jit(loss)
+                model = step(model, b)
+            return model
+        """
+    )
+    assert rows(code, "EQX102") == [5]
+
+
+def test_eqx102_silent_in_test_files():
+    code = _src(
+        """
+        import jax
+
+        def test_it(xs):
+            for x in xs:
+                jax.jit(abs)(x)
+        """
+    )
+    assert [d for d in lint(code, path="tests/test_x.py") if d.code == "EQX102"] == []
+
+
+# ---------------------------------------------------------------------------- EQX103
+BLOCK = _src(
+    """
+    import equinox as eqx
+    import jax.numpy as jnp
+
+    class Base(eqx.Module):
+        depth: int
+        scale: float = 1.0
+
+    class Block(Base):
+        weight: jnp.ndarray
+
+        def __call__(self, x):
+            for _ in range(self.depth):
+                x = self.weight @ x
+            if self.depth > 2:
+                x = x * self.scale
+            return x
+    """
+)
+
+
+def test_eqx103_inherited_same_file_field_and_fix_once():
+    assert rows(BLOCK, "EQX103") == [12, 14]
+    fixed = fix(BLOCK, "EQX103")
+    assert "depth: int = eqx.field(static=True)" in fixed
+    assert "scale: float = 1.0" in fixed  # arithmetic use only: untouched
+    assert fix(fixed, "EQX103") == fixed
+    ast.parse(fixed)
+    assert rows(fixed, "EQX103") == []
+
+
+def test_eqx103_silent_for_fields_from_other_files():
+    code = _src(
+        """
+        import jax.numpy as jnp
+        from mypkg.layers import BaseLayer
+
+        class Block(BaseLayer):
+            weight: jnp.ndarray
+
+            def __call__(self, x):
+                for _ in range(self.depth):
+                    x = self.weight @ x
+                return x
+        """
+    )
+    assert rows(code, "EQX103") == []
+
+
+def test_eqx103_fix_keeps_field_arguments():
+    code = _src(
+        """
+        import equinox as eqx
+
+        class M(eqx.Module):
+            mode: str = eqx.field(default="a", repr=False)
+
+            def __call__(self, x):
+                return x if self.mode == "a" else -x
+        """
+    )
+    fixed = fix(code, "EQX103")
+    assert 'mode: str = eqx.field(static=True, default="a", repr=False)' in fixed
+
+
+def test_eqx103_jitted_argument_static_spec_silences():
+    code = _src(
+        """
+        import jax
+
+        def unroll(x, n: int, flag: bool):
+            for _ in range(n):
+                x = x * 2
+            if flag:
+                x = -x
+            return x
+
+        fast = jax.jit(unroll, static_argnames=("n",))
+        """
+    )
+    assert rows(code, "EQX103") == [6]
+
+
+# ---------------------------------------------------------------------------- EQX104
+def test_eqx104_nested_closure_two_levels():
+    code = _src(
+        """
+        import jax.numpy as jnp
+        import optimistix as optx
+
+        def outer(a):
+            b = jnp.asarray(a) * 2
+
+            def inner(y0):
+                return optx.root_find(lambda y, args: y - b, optx.Newton(1e-5, 1e-5), y0)
+
+            return inner
+        """
+    )
+    assert rows(code, "EQX104") == [8]
+
+
+# ---------------------------------------------------------------------------- EQX105
+def test_eqx105_grandchild_of_concrete_base():
+    code = _src(
+        """
+        import equinox as eqx
+
+        class A(eqx.Module):
+            def f(self):
+                return 1
+
+        class B(A):
+            pass
+
+        class C(B):
+            def f(self):
+                return 2
+        """
+    )
+    assert rows(code, "EQX105") == [11]
+
+
+def test_eqx105_silent_with_strict_abstract_base():
+    code = _src(
+        """
+        import equinox as eqx
+
+        class Base(eqx.Module, strict=eqx.StrictConfig(force_abstract=True)):
+            def f(self):
+                return 1
+
+        class Impl(Base):
+            def f(self):
+                return 2
+        """
+    )
+    assert rows(code, "EQX105") == []
+
+
+# ---------------------------------------------------------------------------- EQX107
+def test_eqx107_project_module_needs_index():
+    code = _src(
+        """
+        import jax
+        from mypkg.models import Net
+
+        def shapes(net: Net, x):
+            return jax.eval_shape(net, x)
+        """
+    )
+    # Net's Module-ness is decided by the project index; alone in a run it is unknown.
+    assert rows(code, "EQX107") == []
+
+
+def test_eqx107_fix_adds_import_and_is_idempotent():
+    code = _src(
+        """
+        import jax
+        from equinox import nn
+
+        def shapes(model: nn.MLP, x):
+            return jax.eval_shape(model, x)
+        """
+    )
+    fixed = fix(code, "EQX107")
+    assert "eqx.filter_eval_shape(model, x)" in fixed and "import equinox as eqx" in fixed
+    assert fix(fixed, "EQX107") == fixed
+
+
+# ---------------------------------------------------------------------------- EQX108
+def test_eqx108_silent_on_flax_style_init():
+    code = _src(
+        """
+        import jax
+        import jax.numpy as jnp
+
+        def create_state(model, rng, tx):
+            params = model.init(rng, jnp.ones((1, 28, 28, 1)))["params"]
+            return tx.init(params), params
+        """
+    )
+    assert rows(code, "EQX108") == []
+
+
+def test_eqx108_silent_at_module_level_script():
+    code = _src(
+        """
+        import jax.numpy as jnp
+
+        def f(x):
+            return x * 2
+
+        print(f(jnp.zeros(3)).shape)
+        """
+    )
+    assert rows(code, "EQX108") == []
