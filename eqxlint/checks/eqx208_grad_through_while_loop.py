@@ -25,6 +25,9 @@ class GradThroughWhileLoop(Rule):
         if reach is None:
             return
         why = reach[1]
+        if qn in (WHILE, EQXI_WHILE) and _integer_only(_ad.arg_at(node, 2, "init_val")):
+            return  # an integer carry has no tangent: reverse mode passes it through
+
         eqxi = ctx.alias_for("equinox.internal") or "eqxi"
         if qn == WHILE:
             what = "`lax.while_loop`"
@@ -49,3 +52,16 @@ class GradThroughWhileLoop(Rule):
             f"`lax.custom_root`/`optimistix`), or use `{eqxi}.while_loop(..., max_steps=N, "
             'kind="checkpointed")` or a `lax.scan`/`fori_loop` with static bounds.',
         )
+
+
+def _integer_only(expr) -> bool:
+    """An init value made only of int/bool literals (a counter): its carry cannot hold tangents."""
+    if expr is None:
+        return False
+    if isinstance(expr, (cst.Tuple, cst.List)):
+        return bool(expr.elements) and all(_integer_only(e.value) for e in expr.elements)
+    if isinstance(expr, cst.UnaryOperation):
+        return _integer_only(expr.expression)
+    if isinstance(expr, cst.Name):
+        return expr.value in ("True", "False")
+    return isinstance(expr, cst.Integer)
