@@ -498,3 +498,51 @@ def test_403_unrelated_counts_are_fine():
         return [jr.normal(k, p.shape) for k, p in zip(keys, leaves)]
     """
     assert _rows(src, "EQX403") == []
+
+
+def test_401_key_named_parameters_are_keys_in_jax_random_files():
+    src = """
+    import jax.random as jr
+
+    def train(model, data, key):
+        for x in data:
+            loss = step(model, x, key)
+        return loss
+
+    def step(model, x, key):
+        return model(x) + jr.normal(key)
+
+    def guides(parts, rng_key):
+        noise = jr.normal(rng_key)
+        return [p.sample(rng_key) for p in parts]
+    """
+    assert _rows(src, "EQX401") == [6, 14]
+
+
+def test_401_key_named_parameters_used_as_dict_keys_are_not_keys():
+    src = """
+    import jax.random as jr
+
+    def fetch(table, key):
+        if key in table:
+            return table[key]
+        record(key)
+        return record(key)
+
+    def compile(self, rng_key, args):
+        self.run(rng_key, args)
+        return _hashable(rng_key)
+
+    class Cache:
+        def get(self, key):
+            return load(key), load(key)
+
+        def __getitem__(self, key):
+            return load(key), load(key)
+
+    def no_random(key):
+        return f(key), f(key)
+    """
+    assert _rows(src, "EQX401") == []
+    # and in a file that never uses jax.random, key-named parameters are left alone
+    assert _rows("import jax\n\ndef g(key):\n    f(key)\n    f(key)\n", "EQX401") == []

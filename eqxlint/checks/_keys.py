@@ -165,7 +165,7 @@ KEY_MAKERS_ALL = frozenset(S.KEY_MAKERS) | frozenset(S.KEY_DERIVERS)
 # User functions that inspect or store a key rather than draw from it: predicates and checks
 # (`is_prng_key`), loggers, and containers that carry a key along (`State(...)`, `_replace`).
 NON_CONSUMING_NAME_RE = re.compile(
-    r"^_*(is|has|assert|check|validate|verify|log|print|debug|warn|format|repr|describe)(_|[A-Z]|$)"
+    r"^_*(is|has|assert|check|validate|verify|log|print|debug|warn|format|repr|describe|hash|hashable|fingerprint|shape|dtype|typeof|tree_structure)(_|[A-Z]|$)"
     r"|^_*(replace|_replace|tree_at|update|append|extend|add|set|put|store|save|cache|record)$"
     r"|(State|Info|Stats|Carry|Tuple|Result)$"
 )
@@ -224,3 +224,7 @@ LOOP_BODIES = {"jax.lax.fori_loop": 2, "jax.lax.scan": 0, "jax.lax.while_loop": 
 
 # Constructors/updaters that carry a key along in a state object.
 CONTAINER_RE = re.compile(r"^_*(replace|_replace)$|(State|Carry)$")
+
+# Parameter names that hold a PRNG key in JAX code (stricter than KEY_PARAM_RE: no `k`, `keys`).
+STRICT_KEY_PARAM_RE = re.compile(r"^(key|rng|rng_key|prng_key|prngkey|subkey|\w+_key|\w+_rng)$")
+CONTAINER_METHODS = frozenset({"get", "pop", "setdefault", "lookup", "find", "contains", "remove", "delete", "register", "cache"})

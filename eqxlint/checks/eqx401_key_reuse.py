@@ -9,6 +9,7 @@ analysis (or none); this is a per-scope check, never a second pass over the file
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 import libcst as cst
@@ -95,6 +96,8 @@ class KeyReuse(Rule):
         super().__init__(ctx, options)
         self._reported: set = set()
         self._active = None
+        self._uses_random = None
+        self.key_params: set = set()
 
     # ----------------------------------------------------------------- entry points
     def visit_Module(self, node: cst.Module) -> None:
@@ -129,8 +132,10 @@ class KeyReuse(Rule):
                     break
             if interesting:
                 break
-        if not interesting:
+        key_params = self._key_params(scope, params)
+        if not interesting and not key_params:
             return
+        self.key_params = key_params
         self.in_test = K.is_test_path(ctx.path)
         self.keys = self._key_names(stmts, params)
         self.frames: list = []
@@ -180,13 +185,66 @@ class KeyReuse(Rule):
             return True
         return any(s is scope for s in self.ctx.resolve_functions(arg, scope.parent))
 
+    def _key_params(self, scope, params) -> set:
+        """Parameters named like PRNG keys (`key`, `rng_key`, `dropout_key`, ...) in a file that
+        uses `jax.random`, excluding dunder/container methods (`__getitem__(self, key)`)."""
+        if params is None or self._uses_random is False:
+            return set()
+        if self._uses_random is None:
+            ctx = self.ctx
+            self._uses_random = any(
+                v == "jax.random" or v.startswith("jax.random.") for v in ctx.aliases.values()
+            ) or "jax.random." in ctx.source
+            if not self._uses_random:
+                return set()
+        name = scope.name or ""
+        if name.startswith("__") and name != "__call__" and name != "__init__" or name in K.CONTAINER_METHODS:
+            return set()
+        out = set()
+        for p in list(params.params) + list(params.kwonly_params) + list(params.posonly_params):
+            n = p.name.value
+            if K.STRICT_KEY_PARAM_RE.match(n):
+                ann = self.ctx.code(p.annotation.annotation) if p.annotation is not None else ""
+                if ann and re.search(r"\b(str|int|Hashable|Any|tuple|Tuple|Callable|Sequence)\b", ann):
+                    continue
+                out.add(n)
+        if not out:
+            return out
+        # Evidence that these are PRNG keys: this function draws random numbers itself, or hands
+        # the name to a function of this file whose parameter in that place is key-named.
+        ctx = self.ctx
+        if any(K.key_taking(K.random_qualname(ctx, c.func)) for c in scope.calls):
+            return out
+        confirmed = set()
+        for call in scope.calls:
+            targets = None
+            for i, a in enumerate(call.args):
+                if a.star or not isinstance(a.value, cst.Name) or a.value.value not in out:
+                    continue
+                if targets is None:
+                    try:
+                        targets = ctx.resolve_functions(call.func, scope)
+                    except Exception:
+                        targets = []
+                for t in targets:
+                    tparams = [n for n in t.params if n not in ("self", "cls")]
+                    if a.keyword is not None:
+                        pname = a.keyword.value if a.keyword.value in t.params else None
+                    else:
+                        pos = sum(1 for b in call.args[:i] if b.keyword is None and not b.star)
+                        pname = tparams[pos] if pos < len(tparams) else None
+                    if pname and K.STRICT_KEY_PARAM_RE.match(pname):
+                        confirmed.add(a.value.value)
+        return confirmed
+
     def _key_names(self, stmts: list, params) -> set:
         """Names (and attribute/index tokens) in this scope that hold PRNG keys."""
         ctx = self.ctx
-        keys: set = set()
+        keys: set = set(self.key_params)
         strong: set = set()  # used as the key of a jax.random call
         non_key: set = set()  # bound from something that is clearly not a key
         annotated: set = set()
+        weak_misuse: set = set()
         if params is not None:
             for p in list(params.params) + list(params.kwonly_params) + list(params.posonly_params):
                 ann = p.annotation
@@ -219,6 +277,17 @@ class KeyReuse(Rule):
                     elif isinstance(node.value, (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString, cst.Integer, cst.Float)):
                         for t in node.targets:
                             _target_names(t.target, non_key)
+                elif isinstance(node, cst.Subscript):
+                    # `table[key]`: a dictionary key, not a PRNG key.
+                    for el in node.slice:
+                        if isinstance(el.slice, cst.Index) and isinstance(el.slice.value, cst.Name):
+                            weak_misuse.add(el.slice.value.value)
+                elif isinstance(node, cst.Comparison):
+                    if isinstance(node.left, cst.Name) and any(
+                        isinstance(c.operator, (cst.In, cst.NotIn, cst.Equal, cst.NotEqual)) and not isinstance(c.comparator, cst.Name) or isinstance(c.operator, (cst.In, cst.NotIn))
+                        for c in node.comparisons
+                    ):
+                        weak_misuse.add(node.left.value)
                 elif isinstance(node, (cst.For, cst.CompFor)):
                     if self._is_key_value(node.iter, keys):
                         _target_names(node.target, keys)
@@ -229,6 +298,7 @@ class KeyReuse(Rule):
         }:
             # Attention code: `key` is the key tensor, `key=key` an attention argument.
             keys = {k for k in keys if k in strong or k in annotated}
+        keys = {k for k in keys if k not in self.key_params or k in strong or k not in weak_misuse}
         return {k for k in keys if k in strong or K.base_name(k) not in non_key}
 
     def _is_key_value(self, expr, keys: set) -> bool:
