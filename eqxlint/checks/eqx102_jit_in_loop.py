@@ -162,8 +162,8 @@ class JitInLoop(Rule):
         if not (isinstance(parent, cst.Call) and parent.func is node):
             return
         fn = ctx.scope.function
-        if fn is None or fn.traced:
-            return
+        if fn is None or fn.traced or fn.kind == "lambda":
+            return  # a lambda is usually a one-shot callable handed to something that traces it
         local = set(fn.params) | bound_in(fn.node.body)
         for a in node.args:
             if a.value is fun and isinstance(fun, (cst.Name, cst.Attribute, cst.Lambda)):
