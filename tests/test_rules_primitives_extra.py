@@ -162,3 +162,15 @@ def test_eqx204_marked_before_through_partition_combine():
     found = [d for d in __import__("helpers").lint(code) if d.code == "EQX204"]
     assert [d.row for d in found] == [10]
     assert "`options`, `solver`" in found[0].message and "`state`" not in found[0].message.split("passed")[0]
+
+
+def test_eqx306_bare_primitive_attribute_only_on_equations():
+    code = textwrap.dedent('''
+        import jax
+
+        def f(eqn, mesh):
+            a = eqn.primitive == "scan"
+            b = mesh.primitive == "triangles"
+            return a, b
+    ''')
+    assert rows(code, "EQX306") == [5]

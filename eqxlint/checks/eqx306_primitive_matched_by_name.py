@@ -48,6 +48,15 @@ def _is_primitive_expr(expr) -> bool:
     return low in _PRIM_NAMES or low.endswith(_PRIM_SUFFIXES)
 
 
+def _is_eqn(expr) -> bool:
+    """A jaxpr equation: `eqn`, `e`, `new_eqn`, `eqns[0]`, `jaxpr.eqns[i]`."""
+    if isinstance(expr, cst.Subscript):
+        expr = expr.value
+    if isinstance(expr, cst.Attribute):
+        expr = expr.attr
+    return isinstance(expr, cst.Name) and (expr.value == "e" or "eqn" in expr.value.lower() or "equation" in expr.value.lower())
+
+
 def _strings(expr) -> Optional[list]:
     """The string values of a literal string or a literal collection of strings, else None."""
     if isinstance(expr, (cst.SimpleString, cst.ConcatenatedString)):
@@ -89,6 +98,12 @@ class PrimitiveMatchedByName(Rule):
             and expr.args[0].keyword is None and _is_primitive_expr(expr.args[0].value)
             and self.ctx.qualname(expr.func) == expr.func.value
         ):
+            return f"`{self.ctx.code(expr)}`"
+        if (
+            isinstance(expr, cst.Attribute) and expr.attr.value == "primitive"
+            and _is_eqn(expr.value)
+        ):
+            # `eqn.primitive == "scan"`: never true (a Primitive is not equal to its name).
             return f"`{self.ctx.code(expr)}`"
         if isinstance(expr, cst.Name):
             fn = self.ctx.scope.function
