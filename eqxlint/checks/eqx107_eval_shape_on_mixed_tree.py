@@ -76,6 +76,15 @@ class EvalShapeOnMixedTree(Rule):
             if mt and not mt.startswith("?"):
                 return f"a `{ctx.code(expr.func)}` Module built inline", None
             return None
+        if isinstance(expr, cst.Name) and (fn is None or fn.kind == "lambda"):
+            for node, scope in ctx.assigns:
+                if scope is ctx.module_scope and isinstance(node.value, cst.Call) and any(
+                    isinstance(t.target, cst.Name) and t.target.value == expr.value for t in node.targets
+                ):
+                    mt = ctx.module_type(node.value.func)
+                    if mt and not mt.startswith("?"):
+                        return f"`{expr.value}`, a `{ctx.code(node.value.func)}` Module", None
+            return None
         if isinstance(expr, cst.Name) and fn is not None and fn.kind == "function":
             name = expr.value
             p = fn.node.params
