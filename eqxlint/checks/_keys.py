@@ -166,9 +166,11 @@ KEY_MAKERS_ALL = frozenset(S.KEY_MAKERS) | frozenset(S.KEY_DERIVERS)
 # (`is_prng_key`), loggers, and containers that carry a key along (`State(...)`, `_replace`).
 NON_CONSUMING_NAME_RE = re.compile(
     r"^_*(is|has|assert|check|validate|verify|log|print|debug|warn|format|repr|describe|hash|hashable|fingerprint|shape|dtype|typeof|tree_structure)(_|[A-Z]|$)"
-    r"|^_*(replace|_replace|tree_at|update|append|extend|add|set|put|store|save|cache|record)$"
+    r"|^_*(replace|_replace|tree_at)$"
     r"|(State|Info|Stats|Carry|Tuple|Result)$"
 )
+# Methods of containers that store a key rather than draw from it (`d.update(...)`, `xs.append(key)`).
+STORE_METHOD_RE = re.compile(r"^(update|append|extend|add|set|put|store|save|cache|record|insert|setdefault)$")
 
 
 def is_test_path(path: str) -> bool:

@@ -315,7 +315,7 @@ class KeyReuse(Rule):
         """`key=` here is unlikely a PRNG key: a container update, or an attention call."""
         func = call.func
         last = func.attr.value if isinstance(func, cst.Attribute) else (func.value if isinstance(func, cst.Name) else "")
-        if last and K.NON_CONSUMING_NAME_RE.search(last):
+        if last and (K.NON_CONSUMING_NAME_RE.search(last) or (isinstance(func, cst.Attribute) and K.STORE_METHOD_RE.match(last))):
             return True
         kws = {a.keyword.value for a in call.args if a.keyword is not None}
         return bool(kws & {"value", "values", "query", "queries", "inputs_kv"})
@@ -591,6 +591,8 @@ class KeyReuse(Rule):
                 return
             last = call.func.attr.value if isinstance(call.func, cst.Attribute) else call.func.value
             if K.NON_CONSUMING_NAME_RE.search(last):
+                return
+            if isinstance(call.func, cst.Attribute) and K.STORE_METHOD_RE.match(last):
                 return
             if self._sort_like(call):
                 return
