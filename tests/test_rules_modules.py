@@ -275,3 +275,20 @@ def test_eqx108_silent_at_module_level_script():
         """
     )
     assert rows(code, "EQX108") == []
+
+
+def test_eqx103_partial_bound_argument_is_not_traced():
+    code = _src(
+        """
+        import functools
+        import jax
+
+        def _solve(x, *, exact: bool):
+            if exact:
+                return x
+            return -x
+
+        solve = jax.jit(functools.partial(_solve, exact=False))
+        """
+    )
+    assert rows(code, "EQX103") == []

@@ -239,6 +239,18 @@ class TracedControlFlag(Rule):
                         static.add(str(it.evaluated_value))
                     else:
                         return  # computed static spec: cannot tell
+        for site in sites:
+            call = site.node
+            if site.kind != "call" or not isinstance(call, cst.Call) or not call.args:
+                continue
+            fun = call.args[0].value
+            if isinstance(fun, cst.Call) and ctx.qualname(fun.func) in ("functools.partial", "partial"):
+                bound_pos = [a for a in fun.args[1:] if a.keyword is None]
+                for prm in ordered[: len(bound_pos)]:
+                    static.add(prm.name.value)
+                for a in fun.args:
+                    if a.keyword is not None:
+                        static.add(a.keyword.value)  # bound to a Python value by the partial
         cands = {}
         for p in ordered + list(params.kwonly_params):
             if p.annotation is not None and p.name.value not in static and is_scalar_annotation(ctx, p.annotation):
