@@ -230,3 +230,6 @@ CONTAINER_RE = re.compile(r"^_*(replace|_replace)$|(State|Carry)$")
 # Parameter names that hold a PRNG key in JAX code (stricter than KEY_PARAM_RE: no `k`, `keys`).
 STRICT_KEY_PARAM_RE = re.compile(r"^(key|rng|rng_key|prng_key|prngkey|subkey|\w+_key|\w+_rng)$")
 CONTAINER_METHODS = frozenset({"get", "pop", "setdefault", "lookup", "find", "contains", "remove", "delete", "register", "cache"})
+
+# Element-wise selections: their value arguments are alternatives, not sequential uses.
+SELECTS = frozenset({"jax.lax.select", "jax.numpy.where", "jax.lax.select_n", "jax.numpy.select", "numpy.where"})

@@ -502,6 +502,20 @@ class KeyReuse(Rule):
             return
         if isinstance(expr, cst.Call):
             self._expr(expr.func, state)
+            if isinstance(expr.func, (cst.Name, cst.Attribute)) and self.ctx.qualname(expr.func) in K.SELECTS:
+                # `lax.select(p, f(key), g(key))`: one alternative per element, as `a if p else b`.
+                args = [a.value for a in expr.args]
+                if args:
+                    self._expr(args[0], state)
+                merged = None
+                for alt in args[1:]:
+                    branch = dict(state)
+                    self._expr(alt, branch)
+                    merged = branch if merged is None else _merge(merged, branch)
+                if merged is not None:
+                    state.clear()
+                    state.update(merged)
+                return
             for a in expr.args:
                 self._expr(a.value, state)
             self._call(expr, state)
