@@ -292,3 +292,25 @@ def test_eqx103_partial_bound_argument_is_not_traced():
         """
     )
     assert rows(code, "EQX103") == []
+
+
+def test_eqx104_unannotated_parameters_with_array_evidence():
+    code = _src(
+        """
+        import jax.numpy as jnp
+        import lineax as lx
+        import optimistix as optx
+
+        def solve(params, y0, solver):
+            fn = lambda y, args: y - params["a"]
+            return optx.root_find(fn, solver, y0)
+
+        def jac(a, x):
+            n = a.shape[0]
+            return lx.JacobianLinearOperator(lambda z, args: a @ z, x)
+
+        def quiet(f, scale, y0, solver):
+            return optx.root_find(lambda y, args: f(y) * scale, solver, y0)
+        """
+    )
+    assert rows(code, "EQX104") == [7, 11]

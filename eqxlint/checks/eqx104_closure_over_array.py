@@ -8,7 +8,9 @@ import libcst as cst
 
 from ..rule import Rule
 from ._helpers import short
-from ._modules import bound_in, free_names, is_array_annotation, is_scalar_annotation, iter_local
+from ._modules import (
+    bound_in, free_names, is_array_annotation, is_scalar_annotation, iter_local, iter_with_parents,
+)
 
 # package -> {callable name: ((position, keyword), ...)} of function arguments.
 _F = ((0, "fn"),)
@@ -22,6 +24,7 @@ CONSUMERS = {
     },
 }
 _ARRAY_CALL_PREFIXES = ("jax.numpy.", "jax.random.", "jax.lax.", "jax.nn.", "jax.scipy.")
+_PARAM_NAMES = frozenset({"params", "theta", "weights", "model", "parameters"})
 _CONVERT = frozenset({"equinox.filter_closure_convert", "jax.closure_convert"})
 
 
@@ -138,6 +141,8 @@ class ClosureOverArray(Rule):
                     return None
                 if fn.traced and name not in ("self", "cls") and not self._static_param(fn, name):
                     return f"a traced parameter of `{fn.name}`"
+                if prm.default is None and self._array_evidence(fn, name):
+                    return f"a parameter of `{fn.name}` used as an array"
             return None
         for node in iter_local(fn.node.body, (cst.Assign,)):
             if not any(isinstance(t.target, cst.Name) and t.target.value == name for t in node.targets):
@@ -155,6 +160,28 @@ class ClosureOverArray(Rule):
             return self._array_expr(expr.left, fn, depth) or self._array_expr(expr.right, fn, depth)
         if isinstance(expr, cst.Name) and depth < 3:
             return bool(self._is_array(fn, expr.value, depth + 1))
+        return False
+
+    def _array_evidence(self, fn, name: str) -> bool:
+        """An unannotated parameter the function itself treats as JAX data: passed to a
+        jax.numpy/jax.random/lax/nn call, or read for `.shape`/`.dtype`/`.ndim`/`.T`, or named
+        like model parameters (`params`, `theta`, `weights`, `model`)."""
+        if name in _PARAM_NAMES:
+            return True
+        ctx = self.ctx
+        for node, parent in iter_with_parents(fn.node.body, into_scopes=True):
+            if not (isinstance(node, cst.Name) and node.value == name):
+                continue
+            if isinstance(parent, cst.Attribute) and parent.value is node and parent.attr.value in (
+                "shape", "dtype", "ndim", "T", "at", "astype"
+            ):
+                return True
+        for call in iter_local(fn.node.body, (cst.Call,), into_scopes=True):
+            qn = ctx.qualname(call.func) or ""
+            if qn.startswith(_ARRAY_CALL_PREFIXES):
+                for a in call.args:
+                    if isinstance(a.value, cst.Name) and a.value.value == name:
+                        return True
         return False
 
     def _static_param(self, fn, name: str) -> bool:
