@@ -61,6 +61,33 @@ def _is_test_name(name) -> bool:
     return name == "test" or name.startswith("test_") or (name.startswith("test") and name[4:5].isupper())
 
 
+def _is_test_function(scope) -> bool:
+    if not _is_test_name(scope.name):
+        return False
+    cls = scope.parent
+    if cls is None or cls.kind != "class":
+        return True
+    n = cls.name or ""
+    return n.startswith("Test") or n.endswith(("Test", "Tests", "TestCase"))
+
+
+def _asserts(fn_node) -> bool:
+    """Outside test files a `test*` function counts only if it checks something."""
+    for node in iter_subtree(fn_node, (cst.Assert, cst.Call)):
+        if isinstance(node, cst.Assert):
+            return True
+        f = node.func
+        name = f.attr.value if isinstance(f, cst.Attribute) else (f.value if isinstance(f, cst.Name) else "")
+        if "assert" in name.lower() or name.lower().startswith("check"):
+            return True
+    return False
+
+
+def _is_helper_module(path: str) -> bool:
+    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    return name in ("test_util.py", "test_utils.py", "test_helpers.py", "testing.py", "testutils.py")
+
+
 def _is_prototype_path(path: str) -> bool:
     parts = path.replace("\\", "/").split("/")[:-1]
     return any(p.lower() in PROTOTYPE_DIRS for p in parts)
@@ -201,7 +228,13 @@ class UntestedCustomAD(Rule, ProjectRule):
         is_test = (lambda n: True) if test_file else _is_test_name
         # A file holds tests when it defines pytest/unittest-style test functions (a test-file
         # path alone, e.g. a `test_utils.py` helper module, is not enough).
-        has_tests = any(_is_test_name(s.name) for s in candidates)
+        # A test is a pytest/unittest test: a top-level `test*` function or a `test*` method of
+        # a `Test*`/`*Test(s)`/`*TestCase` class, outside helper modules such as `test_util.py`
+        # (library helpers named `test_event`/`test_parity` do not make tests visible); outside
+        # test files it must also assert or check something.
+        has_tests = not _is_helper_module(ctx.path) and any(
+            _is_test_function(s) and (test_file or _asserts(s.node)) for s in candidates
+        )
         if not has_tests or not candidates:
             return has_tests, []
         info = {}
