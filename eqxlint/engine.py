@@ -9,6 +9,8 @@ import ast
 import codecs
 import dataclasses
 import io
+import itertools
+import operator
 import re
 import sys
 import tokenize
@@ -130,17 +132,27 @@ def lint_bytes(data: bytes, path: str, run: RunConfig, module_name: str = "", is
 def lint_source(source: str, path: str, run: RunConfig, module_name: str = "", is_package: bool = False) -> FileResult:
     result = FileResult(path, [], {}, [], [], [])
     sup = noqa.parse(source)
-    result.directives = [dataclasses.asdict(d) for d in sup.lines.values()] + [
-        dict(dataclasses.asdict(d), file=True) for d in sup.file_directives
+    result.directives = [_directive(d) for d in sup.lines.values()] + [
+        dict(_directive(d), file=True) for d in sup.file_directives
     ]
     if source.startswith("\ufeff"):
         source = source[1:]
     if not any(t in source for t in run.triggers):
-        # Nothing JAX-related to find: only check that the file is valid Python.
+        # Nothing JAX-related to find: only check that the file is valid Python (for CPython or,
+        # newer syntax on an older interpreter, for LibCST: EQX001 only when neither accepts it).
         err = _python_syntax_error(source)
+        if err is not None and not _deeply_nested(source) and _libcst_parses(source):
+            err = None
         if err is not None:
             result.diagnostics.append(syntax_diagnostic(path, *err))
         return result
+    if _deeply_nested(source):
+        # LibCST's native parser overflows the C stack (a segfault, not an exception) on a few
+        # thousand nested brackets or lambdas; CPython rejects such files cleanly.
+        err = _python_syntax_error(source)
+        if err is not None:
+            result.diagnostics.append(syntax_diagnostic(path, *err))
+            return result
     try:
         module = cst.parse_module(source)
     except Exception as e:  # ParserSyntaxError, RecursionError, ...
@@ -166,10 +178,60 @@ def lint_source(source: str, path: str, run: RunConfig, module_name: str = "", i
         ctx.build(events)
         _replay(ctx, events, run, result)
         result.diagnostics.extend(_materialise(ctx, run, result))
-        result.facts = ctx.facts
+        result.facts = _portable_facts(ctx.facts)
     except RecursionError:
         result.notes.append("file too deeply nested to analyse; skipped")
     return result
+
+
+_BRACKET = re.compile(r"[()\[\]{}]")
+_DELTA = {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}
+MAX_NESTING = 150  # beyond CPython's own limit of 200 nested brackets, far below LibCST's
+
+
+def _deeply_nested(source: str) -> bool:
+    """An upper bound on the nesting of brackets (the most opening minus closing brackets over
+    any stretch of text, so brackets in strings only ever raise it), many lambdas, or a line
+    so long (an operator chain thousands of terms long) that LibCST would take minutes."""
+    if source.count("lambda") > MAX_NESTING or max(map(len, source.splitlines()), default=0) > 10_000:
+        return True
+    found = _BRACKET.findall(source)
+    if len(found) <= MAX_NESTING:
+        return False
+    prefix = list(itertools.accumulate(map(_DELTA.__getitem__, found), initial=0))
+    return max(map(operator.sub, prefix, itertools.accumulate(prefix, min))) > MAX_NESTING
+
+
+def _libcst_parses(source: str) -> bool:
+    try:
+        cst.parse_module(source)
+        return True
+    except Exception:
+        return False
+
+
+def _directive(d) -> dict:
+    """A noqa directive as JSON (without its run-time `used` set)."""
+    out = dataclasses.asdict(d)
+    out.pop("used", None)
+    return out
+
+
+def _portable_facts(facts: dict) -> dict:
+    """The facts a file contributes to the project index, as plain JSON values. Keys starting
+    with `_` are per-file scratch space of rules and are dropped; sets become sorted lists. So a
+    result read back from the cache is exactly the result computed now."""
+    import json
+
+    def default(obj):
+        if isinstance(obj, (set, frozenset)):
+            return sorted(obj, key=repr)
+        if isinstance(obj, tuple):
+            return list(obj)
+        raise TypeError(f"fact of type {type(obj).__name__} is not serialisable")
+
+    kept = {k: v for k, v in facts.items() if isinstance(k, str) and not k.startswith("_")}
+    return json.loads(json.dumps(kept, default=default))
 
 
 def _python_syntax_error(source: str):
