@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 from . import __version__
 from .engine import FileResult
+from .fixes import replace_atomic
 
 FORMAT = 1
 
@@ -52,17 +51,7 @@ class Cache:
             payload = json.dumps(
                 {"format": FORMAT, "version": __version__, "key": key, "result": result.to_json()}
             )
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.write(payload)
-                os.replace(tmp, folder / f"{key}.json")
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+            replace_atomic(folder / f"{key}.json", payload.encode("utf-8"))
         except (OSError, TypeError, ValueError):
             pass  # a read-only or full disk only costs speed
 

@@ -381,6 +381,9 @@ class FileContext:
                             mark(scope, TraceSite("rule", inner, dec))
                     elif qn in transforms:
                         mark(scope, TraceSite("decorator", qn, dec))
+                    elif qn in S.EQXI_RULE_DECORATORS:  # @eqxi.filter_primitive_jvp(...)
+                        scope.ad_rule = S.EQXI_RULE_DECORATORS[qn]
+                        mark(scope, TraceSite("rule", qn, dec))
                     continue
                 qn = self.qualname(expr)
                 if qn in transforms:

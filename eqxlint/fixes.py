@@ -58,14 +58,18 @@ def reparses(source: str) -> bool:
 def write_atomic(path: Path, text: str, encoding: str) -> None:
     """Write `text` next to `path` and rename over it: readers see the old or the new file, never
     half of one. Keeps the file's mode; the encoding (BOM included) is the file's own."""
-    data = text.encode(encoding)
-    folder = path.parent
-    st = os.stat(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".eqxlint-tmp")
+    replace_atomic(path, text.encode(encoding), mode=os.stat(path).st_mode & 0o7777)
+
+
+def replace_atomic(path: Path, data: bytes, mode=None) -> None:
+    """Write `data` to a temp file in `path`'s folder, then rename it over `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".eqxlint-tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, st.st_mode & 0o7777)
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:

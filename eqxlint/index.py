@@ -331,6 +331,9 @@ class PrimitiveFacts:
         if qual is None:
             return
         val = node.value
+        # return cast(Primitive, prim)
+        if isinstance(val, cst.Call) and self.ctx.qualname(val.func) in ("typing.cast", "cast") and len(val.args) == 2:
+            val = val.args[1].value
         fact = self._factory(qual, fn)
         if isinstance(val, cst.Name) and val.value in fn.info.get("prims", {}):
             fact["creates"] = True

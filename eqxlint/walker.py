@@ -38,6 +38,12 @@ def _fields_of(tp: type) -> tuple[str, ...]:
     return names
 
 
+def child_fields(tp: type) -> tuple[str, ...]:
+    """The fields of a node type that the walk enters (whitespace/punctuation excluded)."""
+    names = _FIELDS.get(tp)
+    return names if names is not None else _fields_of(tp)
+
+
 _LEAVE = object()
 
 
@@ -94,9 +100,10 @@ def walk_module(module: cst.CSTNode, want: frozenset) -> tuple[list, list]:
     return events, bounds
 
 
-def iter_subtree(root: cst.CSTNode, types: Iterable[type] | None = None):
+def iter_subtree(root: cst.CSTNode, types: Iterable[type] | None = None, prune: tuple = ()):
     """Yield the nodes of a subtree (pre-order, same field order as `walk`), optionally only
-    those of the given types. Used by rules that look inside one statement or expression."""
+    those of the given types. Nodes of a `prune` type below the root are yielded but not entered
+    (e.g. nested functions, which rules analyse as scopes of their own)."""
     fields_cache = _FIELDS
     node_base = cst.CSTNode
     wanted = tuple(types) if types is not None else None
@@ -105,6 +112,8 @@ def iter_subtree(root: cst.CSTNode, types: Iterable[type] | None = None):
         node = stack.pop()
         if wanted is None or isinstance(node, wanted):
             yield node
+        if prune and node is not root and isinstance(node, prune):
+            continue
         tp = type(node)
         names = fields_cache.get(tp)
         if names is None:

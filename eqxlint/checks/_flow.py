@@ -1199,9 +1199,9 @@ def _raises_only(stmts) -> bool:
 
 
 def iter_children(node):
-    from ..walker import _FIELDS, _fields_of
+    from ..walker import child_fields
 
-    names = _FIELDS.get(type(node)) or _fields_of(type(node))
+    names = child_fields(type(node))
     for name in names:
         value = getattr(node, name)
         if isinstance(value, cst.CSTNode):

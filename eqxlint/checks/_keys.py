@@ -201,25 +201,10 @@ _NESTED = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
 def iter_pruned(root):
     """Pre-order nodes under `root`, not descending into nested functions, lambdas, classes
     (they are analysed as scopes of their own)."""
-    from ..walker import _FIELDS, _fields_of
+    from ..walker import iter_subtree
 
-    stack = [root]
-    base = cst.CSTNode
-    while stack:
-        node = stack.pop()
-        yield node
-        if node is not root and isinstance(node, _NESTED):
-            continue
-        tp = type(node)
-        names = _FIELDS.get(tp) or _fields_of(tp)
-        for name in reversed(names):
-            value = getattr(node, name)
-            if isinstance(value, base):
-                stack.append(value)
-            elif type(value) is tuple or type(value) is list:
-                for child in reversed(value):
-                    if isinstance(child, base):
-                        stack.append(child)
+    return iter_subtree(root, prune=_NESTED)
+
 
 # Loops whose body function runs once per iteration: qualname -> position of the body argument.
 LOOP_BODIES = {"jax.lax.fori_loop": 2, "jax.lax.scan": 0, "jax.lax.while_loop": 1, "jax.lax.map": 0}

@@ -10,13 +10,13 @@ from typing import Iterator, Optional
 
 import libcst as cst
 
-from ..walker import _FIELDS, _fields_of
+from ..walker import child_fields
 
 SCOPE_NODES = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
 
 
 def child_nodes(node: cst.CSTNode) -> list:
-    names = _FIELDS.get(type(node)) or _fields_of(type(node))
+    names = child_fields(type(node))
     out = []
     for name in names:
         value = getattr(node, name)

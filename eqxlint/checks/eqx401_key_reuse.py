@@ -15,7 +15,7 @@ from typing import Optional
 import libcst as cst
 
 from ..rule import Rule
-from ..walker import _fields_of, _FIELDS
+from ..walker import child_fields, iter_subtree
 from . import _keys as K
 
 _NESTED = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
@@ -25,23 +25,7 @@ _TERMINATORS = (cst.Return, cst.Raise, cst.Continue, cst.Break)
 
 def _iter_pruned(root):
     """Pre-order nodes under `root`, not descending into nested functions, lambdas, classes."""
-    stack = [root]
-    base = cst.CSTNode
-    while stack:
-        node = stack.pop()
-        yield node
-        if node is not root and isinstance(node, _NESTED):
-            continue
-        tp = type(node)
-        names = _FIELDS.get(tp) or _fields_of(tp)
-        for name in reversed(names):
-            value = getattr(node, name)
-            if isinstance(value, base):
-                stack.append(value)
-            elif type(value) is tuple or type(value) is list:
-                for child in reversed(value):
-                    if isinstance(child, base):
-                        stack.append(child)
+    return iter_subtree(root, prune=_NESTED)
 
 
 def _body(suite) -> list:
@@ -538,7 +522,7 @@ class KeyReuse(Rule):
             self._comprehension(expr, state)
             return
         tp = type(expr)
-        names = _FIELDS.get(tp) or _fields_of(tp)
+        names = child_fields(tp)
         for name in names:
             value = getattr(expr, name)
             if isinstance(value, cst.BaseExpression):
