@@ -146,6 +146,16 @@ def lint_source(source: str, path: str, run: RunConfig, module_name: str = "", i
         if err is not None:
             result.diagnostics.append(syntax_diagnostic(path, *err))
         return result
+    if len(source) > MAX_SOURCE_CHARS:
+        # Generated files (tables, vendored bundles): minutes of analysis for nothing a person
+        # wrote. Checked for syntax only, and said so.
+        err = _python_syntax_error(source)
+        if err is not None:
+            result.diagnostics.append(syntax_diagnostic(path, *err))
+        result.notes.append(
+            f"file larger than {MAX_SOURCE_CHARS // 1_000_000} MB: checked for syntax errors only"
+        )
+        return result
     if _deeply_nested(source):
         # LibCST's native parser overflows the C stack (a segfault, not an exception) on a few
         # thousand nested brackets or lambdas; CPython rejects such files cleanly.
@@ -187,6 +197,7 @@ def lint_source(source: str, path: str, run: RunConfig, module_name: str = "", i
 _BRACKET = re.compile(r"[()\[\]{}]")
 _DELTA = {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}
 MAX_NESTING = 150  # beyond CPython's own limit of 200 nested brackets, far below LibCST's
+MAX_SOURCE_CHARS = 2_000_000  # 5x the largest file of the real-package corpus (lax.py, 389 kB)
 
 
 def _deeply_nested(source: str) -> bool:
