@@ -274,10 +274,14 @@ def _apply_fixes(report: CheckReport, results, context_results, run, unsafe: boo
         applied_all = []
         new_text = text
         for _ in range(10):
-            candidate, applied = fixes.apply_edits(new_text, current, unsafe)
+            outside = {id(d) for d in current if fixes.applicable(d, unsafe) and fixes.outside_finding(new_text, d)}
+            for d in current:
+                if id(d) in outside:
+                    report.rejected.append(f"{path}:{d.row}: {d.code} fix changes code outside the finding; not applied")
+            candidate, applied = fixes.apply_edits(new_text, [d for d in current if id(d) not in outside], unsafe)
             if not applied or candidate == new_text:
                 break
-            if not fixes.reparses(candidate):
+            if not fixes.reparses(candidate, text):
                 report.rejected.append(f"{path}: a fix produced code that does not parse; not written")
                 break
             new_text = candidate
@@ -294,7 +298,7 @@ def _apply_fixes(report: CheckReport, results, context_results, run, unsafe: boo
             remaining.extend(current)
             if write:
                 try:
-                    fixes.write_atomic(p, new_text, encoding)
+                    fixes.write_atomic(p, new_text, encoding, expected=data)
                 except (OSError, UnicodeEncodeError) as e:
                     report.rejected.append(f"{path}: could not write fixes: {e}")
         else:

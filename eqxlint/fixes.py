@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 from .diagnostics import SAFE
 
@@ -47,18 +49,64 @@ def _overlaps(a, b) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
-def reparses(source: str) -> bool:
+def reparses(source: str, original: Optional[str] = None) -> bool:
+    """The fixed text parses. When the original itself is newer syntax than this CPython
+    accepts (PEP 695 on 3.11), LibCST, which linted it, is the judge instead."""
     try:
         ast.parse(source)
         return True
     except (SyntaxError, ValueError, RecursionError, MemoryError):
+        pass
+    if original is None or reparses(original):
+        return False
+    import libcst
+
+    try:
+        libcst.parse_module(source)
+        return True
+    except Exception:
         return False
 
 
-def write_atomic(path: Path, text: str, encoding: str) -> None:
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+_IMPORT_INSERT = re.compile(
+    r"\A(?:\r\n|\r|\n)?(?:import [\w.]+(?: as \w+)?|from [\w.]+ import \w+(?: as \w+)?)(?:\r\n|\r|\n)\Z"
+)
+
+
+def outside_finding(source: str, diag) -> bool:
+    """True when the fix edits text outside the lines of its finding; inserting one import
+    line is the only edit allowed elsewhere."""
+    starts = [0] + [m.end() for m in _NEWLINE.finditer(source)]
+    if not 1 <= diag.row <= diag.end_row <= len(starts):
+        return True
+    lo = starts[diag.row - 1]
+    hi = starts[diag.end_row] if diag.end_row < len(starts) else len(source)
+    for e in diag.fix.edits:
+        if lo <= e.start <= e.end <= hi:
+            continue
+        if e.start == e.end and _IMPORT_INSERT.match(e.content) and (e.start in starts or e.start == len(source)):
+            continue
+        return True
+    return False
+
+
+class FileChanged(OSError):
+    """The file changed on disk after it was read: its fixes are not written."""
+
+
+def write_atomic(path: Path, text: str, encoding: str, expected: Optional[bytes] = None) -> None:
     """Write `text` next to `path` and rename over it: readers see the old or the new file, never
-    half of one. Keeps the file's mode; the encoding (BOM included) is the file's own."""
-    replace_atomic(path, text.encode(encoding), mode=os.stat(path).st_mode & 0o7777)
+    half of one. Keeps the file's mode; the encoding (BOM included) is the file's own. A symlink
+    is written through (its target changes, the link stays). With `expected`, the file is left
+    alone (FileChanged) when its bytes are no longer those the fixes were computed from."""
+    data = text.encode(encoding)
+    path = Path(os.path.realpath(path))
+    if expected is not None:
+        with open(path, "rb") as f:
+            if f.read() != expected:
+                raise FileChanged(f"{path} changed on disk while it was being fixed")
+    replace_atomic(path, data, mode=os.stat(path).st_mode & 0o7777)
 
 
 def replace_atomic(path: Path, data: bytes, mode=None) -> None:
