@@ -173,6 +173,8 @@ class PrimitiveFacts:
             return False
         if qn in S.PRIMITIVE_CLASSES:
             return True
+        if "HiPrimitive" in qn:
+            return False  # jax hijax primitives define their rules as methods
         mine = (self.ctx.module_name or "").split(".")[0]
         return qn.endswith(".Primitive") and qn.split(".")[0] in ("jax", mine)
 
@@ -542,9 +544,9 @@ class ProjectIndex:
         self.primitives: dict = {}  # canonical qual -> Primitive
         self.value_aliases: dict = {}
         # Rule kinds some base-class method registers on `getattr(cls, ...)`: unknown per class.
-        self.dynamic_kinds: set = set()
+        self.dynamic_kinds: dict = {}  # top-level package -> kinds
         # Does the project register any lowering at all? (exporters such as jax2onnx never do)
-        self.lowers = False
+        self.lowering_packages: set = set()  # top-level packages that lower some primitive
 
     @classmethod
     def from_results(cls, results) -> "ProjectIndex":
@@ -557,7 +559,8 @@ class ProjectIndex:
                 prim = r.facts.get("primitives")
                 if prim:
                     idx.value_aliases.update(prim.get("aliases", {}))
-                    idx.dynamic_kinds.update(prim.get("dynamic", []))
+                    top = (r.facts.get("module") or "").split(".")[0]
+                    idx.dynamic_kinds.setdefault(top, set()).update(prim.get("dynamic", []))
         idx._resolve_classes()
         idx._resolve_primitives()
         return idx
@@ -613,6 +616,8 @@ class ProjectIndex:
             return False
         for b in c.get("bases", []):
             cb = self.canonical(b)
+            if "HiPrimitive" in cb:
+                return False  # jax hijax primitives define their rules as methods
             if cb in S.PRIMITIVE_CLASSES or cb.endswith(".Primitive") or self._is_primitive_subclass(cb, _seen + (qual,)):
                 return True
         return False
@@ -746,14 +751,25 @@ class ProjectIndex:
             if q.rpartition(".")[0] in self.classes:
                 prim.on_class = True
             if prim.rules.get("lowering"):
-                self.lowers = True
-        if "lowering" in self.dynamic_kinds:
-            self.lowers = True
+                self.lowering_packages.add(_top(q))
+        for top, kinds in self.dynamic_kinds.items():
+            if "lowering" in kinds:
+                self.lowering_packages.add(top)
+
+    def lowers(self, prim) -> bool:
+        """Does the primitive's own top-level package lower primitives to XLA at all? (An
+        exporter such as jax2onnx never does; a monorepo may hold both kinds of package.)"""
+        return _top(prim.qual) in self.lowering_packages
 
     def registered(self, prim, kind: str) -> Optional[bool]:
-        """True/False, or None when a dynamic registration makes it undecidable."""
+        """True/False, or None when a dynamic registration (in the primitive's own top-level
+        package) makes it undecidable."""
         if prim.rules.get(kind):
             return True
-        if prim.on_class and kind in self.dynamic_kinds:
+        if prim.on_class and kind in self.dynamic_kinds.get(_top(prim.qual), ()):
             return None
         return False
+
+
+def _top(qual: str) -> str:
+    return qual.split(".")[0]

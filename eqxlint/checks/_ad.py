@@ -34,9 +34,12 @@ STATIC_CALLS = frozenset(
         "jax.dtypes.issubdtype", "jax.dtypes.result_type", "jax.dtypes.canonicalize_dtype",
         "jax.tree_util.tree_structure", "jax.tree.structure", "equinox.is_array",
         "equinox.is_inexact_array", "equinox.is_array_like", "jax.core.is_concrete",
-        "jax.numpy.can_cast", "jax.typeof", "jax.core.get_aval",
+        "jax.numpy.can_cast", "jax.typeof", "jax.core.get_aval", "jax.lax.axis_size",
+        "jax.lax.psum_scatter_size",
     }
 )
+# Private helpers of jax.lax & co. that read static metadata (`lax._ndim(x)`, `lax._dtype(x)`).
+STATIC_SUFFIXES = frozenset({"_ndim", "_dtype", "_shape", "_size", "ndim", "shape", "dtype"})
 STATIC_ATTRS = frozenset({"shape", "ndim", "dtype", "size", "aval", "weak_type", "sharding"})
 PASS_ATTRS = frozenset({"T", "mT", "real", "imag"})
 ARRAY_METHODS = frozenset({"all", "any", "sum", "max", "min", "mean", "item", "prod", "astype"})
@@ -522,7 +525,7 @@ def is_traced_expr(ctx, expr, names) -> bool:
     if isinstance(expr, cst.Call):
         qn = ctx.qualname(expr.func)
         if qn is not None:
-            if qn in STATIC_CALLS or qn.rsplit(".", 1)[-1] in _SCALAR_TYPES:
+            if qn in STATIC_CALLS or qn.rsplit(".", 1)[-1] in _SCALAR_TYPES or qn.rsplit(".", 1)[-1] in STATIC_SUFFIXES:
                 return False
             if qn.startswith(TRACED_PREFIXES):
                 return True

@@ -285,18 +285,49 @@ class UntestedCustomAD(Rule, ProjectRule):
     @classmethod
     def check_project(cls, index, options: dict) -> list:
         facts_by_path = {p: f.get(KEY) for p, f in index.facts.items() if f.get(KEY) is not None}
-        if not any(f["tests"] for f in facts_by_path.values()):
-            return []  # no tests in view: nothing can be said about them
-        covered: set = set()
-        for f in facts_by_path.values():
+        top = {p: (index.facts[p].get("module") or "").split(".")[0] for p in facts_by_path}
+        # Test evidence counts for definitions of its own top-level package, and loose test files
+        # (a repository's `tests/`) for what lies under their grandparent folder. So several
+        # projects linted together (a monorepo, a corpus) do not vouch for each other.
+        import os
+
+        tested: dict = {}
+        covered: dict = {}
+        loose_roots: dict = {}  # folder -> names covered by loose tests beneath it
+        for p, f in facts_by_path.items():
+            module = index.facts[p].get("module") or ""
+            if "." not in module or top[p] in ("tests", "test"):
+                # A loose test file (`repo/tests/test_x.py`) vouches for its grandparent folder.
+                root = os.path.dirname(os.path.dirname(os.path.abspath(p)))
+                entry = loose_roots.setdefault(root, [False, set()])
+                entry[0] = entry[0] or bool(f["tests"])
+                for unit in f["units"]:
+                    entry[1].update(unit["names"])
+                continue
+            if f["tests"]:
+                tested[top[p]] = True
             for unit in f["units"]:
-                covered.update(unit["names"])
+                covered.setdefault(top[p], set()).update(unit["names"])
+
+        def view(path: str):
+            """(tests in view?, names covered) for a definition in `path`."""
+            ap = os.path.abspath(path)
+            any_tests = tested.get(top[path], False)
+            names = set(covered.get(top[path], ()))
+            for root, (has, cov) in loose_roots.items():
+                if ap.startswith(root + os.sep):
+                    any_tests = any_tests or has
+                    names |= cov
+            return any_tests, names
         out = []
         for path, f in facts_by_path.items():
             if f["prototype"]:
                 continue
+            has_tests, seen = view(path)
+            if not has_tests:
+                continue  # no tests in view for this package: nothing can be said about them
             for d in f["defs"]:
-                if d["name"] in covered or any(o in covered for o in d["outer"]):
+                if d["name"] in seen or any(o in seen for o in d["outer"]):
                     continue
                 out.append(Diagnostic(
                     code=cls.code,
@@ -317,9 +348,12 @@ class UntestedCustomAD(Rule, ProjectRule):
             kinds = [k for k in ("jvp", "transpose", "batching") if prim.rules.get(k)]
             if not kinds:
                 continue
+            has_tests, seen = view(prim.path)
+            if not has_tests:
+                continue
             var = qual.rsplit(".", 1)[-1]
             callers = f.get("prim_callers", {}).get(var, [])
-            if var in covered or (prim.name and prim.name in covered) or any(c in covered for c in callers):
+            if var in seen or (prim.name and prim.name in seen) or any(c in seen for c in callers):
                 continue
             out.append(Diagnostic(
                 code=cls.code,

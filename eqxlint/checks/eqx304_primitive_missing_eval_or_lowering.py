@@ -13,7 +13,7 @@ class PrimitiveMissingEvalOrLowering(ProjectRule):
     def check_project(cls, index, options):
         out = []
         for prim in index.primitives.values():
-            kinds = ("abstract_eval", "lowering") if index.lowers else ("abstract_eval",)
+            kinds = ("abstract_eval", "lowering") if index.lowers(prim) else ("abstract_eval",)
             missing = [k for k in kinds if index.registered(prim, k) is False]
             if not missing:
                 continue
