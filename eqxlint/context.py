@@ -165,6 +165,7 @@ class FileContext:
         self.options = options or {}
         self.aliases: dict[str, str] = {}
         self.raw_aliases: dict[str, str] = {}  # as written, before canonicalisation
+        self._qn_cache: dict = {}
         self.module_scope = Scope(module, "module", None, None)
         self.scope_of: dict[int, Scope] = {}
         self.scopes: list[Scope] = []
@@ -278,7 +279,16 @@ class FileContext:
     # ------------------------------------------------------------------ names
     def qualname(self, expr) -> Optional[str]:
         """Canonical qualified name of a Name/Attribute chain, through import aliases.
-        Module-level definitions resolve to `<this module>.<name>`; builtins to their name."""
+        Module-level definitions resolve to `<this module>.<name>`; builtins to their name.
+        Memoised per node: every rule asks about the same calls."""
+        key = id(expr)
+        cache = self._qn_cache
+        if key in cache:
+            return cache[key]
+        out = cache[key] = self._qualname(expr)
+        return out
+
+    def _qualname(self, expr) -> Optional[str]:
         parts = []
         while isinstance(expr, cst.Attribute):
             parts.append(expr.attr.value)

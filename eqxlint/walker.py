@@ -44,6 +44,17 @@ def child_fields(tp: type) -> tuple[str, ...]:
     return names if names is not None else _fields_of(tp)
 
 
+# type -> 1 (a LibCST node), 2 (a tuple/list of children), 0 (anything else). LibCST nodes are
+# ABCs, so a per-type lookup is much cheaper than `isinstance(value, cst.CSTNode)`.
+_KIND: dict = {}
+
+
+def _kind(tp: type) -> int:
+    k = 1 if issubclass(tp, cst.CSTNode) else 2 if tp in (tuple, list) else 0
+    _KIND[tp] = k
+    return k
+
+
 _LEAVE = object()
 
 
@@ -53,7 +64,7 @@ def walk(root: cst.CSTNode, want: frozenset) -> list:
     events: list = []
     append = events.append
     fields_cache = _FIELDS
-    node_base = cst.CSTNode
+    kinds = _KIND
     stack: list = [root]
     pop = stack.pop
     push = stack.append
@@ -73,11 +84,17 @@ def walk(root: cst.CSTNode, want: frozenset) -> list:
         # Children are pushed in reverse so that they pop in document order.
         for name in reversed(names):
             value = getattr(node, name)
-            if isinstance(value, node_base):
+            k = kinds.get(type(value))
+            if k is None:
+                k = _kind(type(value))
+            if k == 1:
                 push(value)
-            elif type(value) is tuple or type(value) is list:
+            elif k == 2:
                 for child in reversed(value):
-                    if isinstance(child, node_base):
+                    ck = kinds.get(type(child))
+                    if ck is None:
+                        ck = _kind(type(child))
+                    if ck == 1:
                         push(child)
     return events
 
@@ -105,7 +122,7 @@ def iter_subtree(root: cst.CSTNode, types: Iterable[type] | None = None, prune: 
     those of the given types. Nodes of a `prune` type below the root are yielded but not entered
     (e.g. nested functions, which rules analyse as scopes of their own)."""
     fields_cache = _FIELDS
-    node_base = cst.CSTNode
+    kinds = _KIND
     wanted = tuple(types) if types is not None else None
     stack = [root]
     while stack:
@@ -120,9 +137,15 @@ def iter_subtree(root: cst.CSTNode, types: Iterable[type] | None = None, prune: 
             names = _fields_of(tp)
         for name in reversed(names):
             value = getattr(node, name)
-            if isinstance(value, node_base):
+            k = kinds.get(type(value))
+            if k is None:
+                k = _kind(type(value))
+            if k == 1:
                 stack.append(value)
-            elif type(value) is tuple or type(value) is list:
+            elif k == 2:
                 for child in reversed(value):
-                    if isinstance(child, node_base):
+                    ck = kinds.get(type(child))
+                    if ck is None:
+                        ck = _kind(type(child))
+                    if ck == 1:
                         stack.append(child)

@@ -27,8 +27,18 @@ class DummyArrayForShape(Rule):
         ctx = self.ctx
         if is_test_path(ctx.path):
             return
+        # Only functions that contain (or enclose) a dummy-array call can report.
+        candidates = set()
+        for call, scope in ctx.calls:
+            if ctx.qualname(call.func) in _DUMMIES:
+                s = scope
+                while s is not None:
+                    candidates.add(id(s))
+                    s = s.parent
+        if not candidates:
+            return
         for fn in ctx.scopes:
-            if fn.kind != "function":
+            if fn.kind != "function" or id(fn) not in candidates:
                 continue
             if any(s.qualname in _SHAPE_EVAL for s in fn.sites):
                 continue
