@@ -692,6 +692,7 @@ class LocalPositions:
         self._prefix = None  # CodegenState after header + body[:len(_starts) - 1]
         self._owner: Optional[dict] = None  # id(event node) -> top-level statement index
         self._full = None
+        self._all_owner: Optional[dict] = None
 
     def _start(self, k: int):
         global _NEWLINE_RE
@@ -775,10 +776,16 @@ class LocalPositions:
                 if rng is not None:
                     return rng
         if node is not self.ctx.module:
-            for k, stmt in enumerate(body):
-                if k not in self.done and _contains(stmt, node):
-                    self._compute(k)
-                    return self.ranges.get(node)
+            # No hint (e.g. a report from `end_file`): map every node to its top-level statement
+            # once, rather than searching the statements for each node.
+            if self._all_owner is None:
+                from .walker import iter_subtree
+
+                self._all_owner = {id(n): k for k, stmt in enumerate(body) for n in iter_subtree(stmt)}
+            k = self._all_owner.get(id(node))
+            if k is not None and k not in self.done:
+                self._compute(k)
+                return self.ranges.get(node)
         if self._full is None:
             from libcst.metadata import MetadataWrapper, PositionProvider, WhitespaceInclusivePositionProvider
 

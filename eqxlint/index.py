@@ -229,7 +229,7 @@ class PrimitiveFacts:
                         if kind == "direct":
                             fn.info.setdefault("prims", {})[tgt.value] = True
                         continue
-                    if prefix is not None:
+                    if prefix is not None and (kind == "direct" or _looks_primitive(tgt.value, kind)):
                         self._add_def(tgt, val, kind, prefix + tgt.value)
         elif prefix is not None and isinstance(val, (cst.Name, cst.Attribute)):
             # X = other_prim / _PRIM: ClassVar = _CONCAT_PRIM  (value aliases)
@@ -490,6 +490,16 @@ class PrimitiveFacts:
 import re as _re
 
 _DISCRETE = _re.compile(r"\bbool_?\b|\b(u?int(8|16|32|64))\b|float0")
+
+
+_PRIMITIVE_NAME = _re.compile(r"(?i)(^|_)p$|prim")
+
+
+def _looks_primitive(target: str, factory: str) -> bool:
+    """A call of a project function counts as a candidate primitive definition when the bound
+    name (`relu_p`, `_CONCAT_PRIM`) or the factory (`make_jnp_primitive`, `create_vprim`) says so;
+    every other module-level `x = f(...)` is left out of the index."""
+    return bool(_PRIMITIVE_NAME.search(target) or _PRIMITIVE_NAME.search(factory.rsplit(".", 1)[-1]))
 
 
 def _taint_targets(target, value, tainted: set) -> None:
