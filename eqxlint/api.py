@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
-import json
 import os
-import sys
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -313,11 +311,3 @@ def check_source(source: str, path: str = "<string>", *, settings: Optional[Sett
     run = engine.RunConfig(settings)
     res = engine.lint_source(source, path, run, module_name)
     return engine.finalize([res], run)
-
-
-def _dump(obj) -> str:  # pragma: no cover - debugging aid
-    return json.dumps(obj, indent=2, default=str)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    print(check_paths(sys.argv[1:]).diagnostics)

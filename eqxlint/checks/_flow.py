@@ -15,7 +15,7 @@ body statement by statement.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Optional
 
 import libcst as cst
 

@@ -109,7 +109,6 @@ class ModuleAbstractOrFinal(Rule):
                 )
 
     def _check_undeclared(self, cls) -> None:
-        ctx = self.ctx
         for name, fn in methods(cls).items():
             if fn.decorators:
                 continue  # @abstractmethod, @property, @overload, ...: decided by its decorator

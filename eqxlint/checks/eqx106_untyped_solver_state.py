@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import libcst as cst
 
 from ..rule import Rule
 from ._modules import declares_abstract, is_abstractmethod, methods

@@ -132,7 +132,6 @@ class DummyArrayForShape(Rule):
 
     def _structure_use(self, arg: cst.Arg, call) -> Optional[str]:
         """The Arg is an argument of tree_structure(...) or tree_map(lambda a: a.shape, ...)."""
-        stack = self.ctx.stack
         outer = None
         # Find the Call owning this Arg by scanning the enclosing statement's calls.
         for c in self._calls_with_arg(arg):

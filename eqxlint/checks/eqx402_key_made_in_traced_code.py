@@ -4,7 +4,6 @@ library code, or host RNG state (`np.random`, `random`) used inside traced code.
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 import libcst as cst
 
