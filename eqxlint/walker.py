@@ -123,15 +123,27 @@ def iter_subtree(root: cst.CSTNode, types: Iterable[type] | None = None, prune: 
     (e.g. nested functions, which rules analyse as scopes of their own)."""
     fields_cache = _FIELDS
     kinds = _KIND
-    wanted = tuple(types) if types is not None else None
+    # isinstance() on LibCST's ABC node classes is slow: match by type, once per type.
+    wanted = _matcher(tuple(types)) if types is not None else None
+    pruned = _matcher(tuple(prune)) if prune else None
     stack = [root]
     while stack:
         node = stack.pop()
-        if wanted is None or isinstance(node, wanted):
-            yield node
-        if prune and node is not root and isinstance(node, prune):
-            continue
         tp = type(node)
+        if wanted is None:
+            yield node
+        else:
+            m = wanted.get(tp)
+            if m is None:
+                m = wanted[tp] = issubclass(tp, wanted["types"])
+            if m:
+                yield node
+        if pruned is not None and node is not root:
+            m = pruned.get(tp)
+            if m is None:
+                m = pruned[tp] = issubclass(tp, pruned["types"])
+            if m:
+                continue
         names = fields_cache.get(tp)
         if names is None:
             names = _fields_of(tp)
@@ -149,3 +161,14 @@ def iter_subtree(root: cst.CSTNode, types: Iterable[type] | None = None, prune: 
                         ck = _kind(type(child))
                     if ck == 1:
                         stack.append(child)
+
+
+_MATCHERS: dict = {}
+
+
+def _matcher(types: tuple) -> dict:
+    """{node type: whether it is a subclass of `types`} (filled lazily), plus the key "types"."""
+    m = _MATCHERS.get(types)
+    if m is None:
+        m = _MATCHERS[types] = {"types": types}
+    return m

@@ -10,20 +10,26 @@ from typing import Iterator, Optional
 
 import libcst as cst
 
-from ..walker import child_fields
+from ..walker import _KIND, _kind, child_fields
 
 SCOPE_NODES = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
 
 
 def child_nodes(node: cst.CSTNode) -> list:
-    names = child_fields(type(node))
     out = []
-    for name in names:
+    kinds = _KIND
+    for name in child_fields(type(node)):
         value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
+        k = kinds.get(type(value))
+        if k is None:
+            k = _kind(type(value))
+        if k == 1:
             out.append(value)
-        elif type(value) in (tuple, list):
-            out.extend(c for c in value if isinstance(c, cst.CSTNode))
+        elif k == 2:
+            for c in value:
+                ck = kinds.get(type(c))
+                if (ck if ck is not None else _kind(type(c))) == 1:
+                    out.append(c)
     return out
 
 

@@ -27,14 +27,12 @@ class DummyArrayForShape(Rule):
         ctx = self.ctx
         if is_test_path(ctx.path):
             return
-        # Only functions that contain (or enclose) a dummy-array call can report.
+        # Only a function whose own body (nested functions, lambdas and classes are not
+        # entered) makes a dummy array can report.
         candidates = set()
         for call, scope in ctx.calls:
-            if ctx.qualname(call.func) in _DUMMIES:
-                s = scope
-                while s is not None:
-                    candidates.add(id(s))
-                    s = s.parent
+            if scope.kind == "function" and ctx.qualname(call.func) in _DUMMIES:
+                candidates.add(id(scope))
         if not candidates:
             return
         for fn in ctx.scopes:
@@ -44,11 +42,11 @@ class DummyArrayForShape(Rule):
                 continue
             self._check_function(fn)
 
-    def _dummy_names(self, body) -> dict:
+    def _dummy_names(self, nodes) -> dict:
         ctx = self.ctx
         out = {}
-        for node in iter_local(body, (cst.Assign,)):
-            if (len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name)
+        for node in nodes:
+            if (type(node) is cst.Assign and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name)
                     and isinstance(node.value, cst.Call) and ctx.qualname(node.value.func) in _DUMMIES):
                 out[node.targets[0].target.value] = node
         return out
@@ -69,15 +67,41 @@ class DummyArrayForShape(Rule):
                     return sub.value
         return None
 
+    def _maybe_fed(self, local: list, dummies: dict) -> set:
+        """Ids of the calls with a dummy (a dummy constructor call or a dummy-bound name)
+        somewhere in an argument: the only calls `_fed_dummy` can accept. Found by walking up
+        from each dummy, instead of searching every call's arguments."""
+        ctx = self.ctx
+        parent_of = {id(node): parent for node, parent in local}
+        out: set = set()
+        for node, parent in local:
+            if isinstance(node, cst.Name):
+                if node.value not in dummies:
+                    continue
+            elif not (isinstance(node, cst.Call) and ctx.qualname(node.func) in _DUMMIES):
+                continue
+            child = node
+            while parent is not None:
+                if isinstance(parent, cst.Arg) and parent.value is child:
+                    owner = parent_of.get(id(parent))
+                    if isinstance(owner, cst.Call):
+                        out.add(id(owner))
+                child, parent = parent, parent_of.get(id(parent))
+        return out
+
     def _check_function(self, fn) -> None:
         ctx = self.ctx
         body = fn.node.body
-        dummies = self._dummy_names(body)
+        local = list(iter_with_parents(body))
+        dummies = self._dummy_names(node for node, _ in local)
+        fed = self._maybe_fed(local, dummies)
+        if not fed:
+            return
         # Each dummy-bound name must be used only as call input (else it is real data).
         reported = set()
         results: dict = {}
-        for node in iter_local(body, (cst.Assign,)):
-            if (len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name)
+        for node, _ in local:
+            if (type(node) is cst.Assign and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name)
                     and isinstance(node.value, cst.Call)):
                 results.setdefault(node.targets[0].target.value, []).append(node.value)
         uses: dict = {}
@@ -88,8 +112,8 @@ class DummyArrayForShape(Rule):
                 if isinstance(parent, cst.AssignTarget) or (isinstance(parent, cst.Arg) and parent.keyword is node):
                     continue
                 uses.setdefault(node.value, []).append(parent)
-        for node, parent in iter_with_parents(body):
-            if not isinstance(node, cst.Call) or id(node) in reported:
+        for node, parent in local:
+            if id(node) not in fed or id(node) in reported:
                 continue
             dummy = self._fed_dummy(node, dummies)
             if dummy is None:

@@ -123,7 +123,7 @@ class UntestedCustomAD(Rule, ProjectRule):
         if not test_file:
             facts["defs"] = self._custom_ad_defs()
             binds = sorted({
-                c.func.value.value for c in iter_subtree(ctx.module, (cst.Call,))
+                c.func.value.value for c, _ in ctx.calls
                 if isinstance(c.func, cst.Attribute) and c.func.attr.value == "bind"
                 and isinstance(c.func.value, cst.Name)
             }) if ".bind(" in ctx.source else []
@@ -158,7 +158,7 @@ class UntestedCustomAD(Rule, ProjectRule):
                     kind = "custom VJP"
             if kind is None:
                 continue
-            out.append(self._def_fact(scope.node.name, scope.name, kind, scope))
+            out.append(self._def_fact(scope.node.name, scope.name, kind, scope, scope.node))
         for assign, scope in ctx.assigns:
             val = assign.value
             if not isinstance(val, cst.Call):
@@ -170,7 +170,7 @@ class UntestedCustomAD(Rule, ProjectRule):
             for t in assign.targets:
                 if isinstance(t.target, cst.Name):
                     fn = scope.function
-                    out.append(self._def_fact(t.target, t.target.value, kind, fn or scope))
+                    out.append(self._def_fact(t.target, t.target.value, kind, fn or scope, assign))
         return out
 
     def _add_callers(self, defs: list) -> None:
@@ -183,8 +183,9 @@ class UntestedCustomAD(Rule, ProjectRule):
                 scope.parent is ctx.module_scope
                 or (scope.parent.kind == "class" and scope.parent.parent is ctx.module_scope)
             ):
-                names = {n.value for n in iter_subtree(scope.node.body, (cst.Name,))}
-                names |= {a.attr.value for a in iter_subtree(scope.node.body, (cst.Attribute,))}
+                names = set()
+                for n in iter_subtree(scope.node.body, (cst.Name, cst.Attribute)):
+                    names.add(n.value if type(n) is cst.Name else n.attr.value)
                 mentions[scope.name] = names
         for d in defs:
             reach = {d["name"], *d["outer"]}
@@ -199,9 +200,9 @@ class UntestedCustomAD(Rule, ProjectRule):
             aliases |= {n.lstrip("_") for n in reach if n.startswith("_") and n.lstrip("_")}
             d["outer"] = sorted(aliases)
 
-    def _def_fact(self, node, name: str, kind: str, scope) -> dict:
+    def _def_fact(self, node, name: str, kind: str, scope, hint) -> dict:
         ctx = self.ctx
-        pos = ctx.position(node)
+        pos = ctx.position(node, hint)
         # The module-level function (or class) that contains a nested definition: tests call that.
         outer = []
         s = scope
