@@ -88,6 +88,9 @@ _RUN: Optional[engine.RunConfig] = None
 
 def _init_worker(settings: Settings) -> None:
     global _RUN
+    from .parsing import tune_gc
+
+    tune_gc()
     _RUN = engine.RunConfig(settings)
 
 

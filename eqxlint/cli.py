@@ -88,6 +88,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         if args.command == "check":
+            from .parsing import tune_gc
+
+            tune_gc()
             return cmd_check(args)
         if args.command == "rule":
             return cmd_rule(args)

@@ -20,6 +20,7 @@ from typing import Optional
 import libcst as cst
 
 from . import __version__, noqa, registry
+from .parsing import parse_module
 from . import semantics as S
 from .context import CONTEXT_TYPES, SCOPE_TYPES, FileContext
 from .diagnostics import SAFE, UNSAFE, Diagnostic, Edit, Fix
@@ -164,7 +165,7 @@ def lint_source(source: str, path: str, run: RunConfig, module_name: str = "", i
             result.diagnostics.append(syntax_diagnostic(path, *err))
             return result
     try:
-        module = cst.parse_module(source)
+        module = parse_module(source)
     except Exception as e:  # ParserSyntaxError, RecursionError, ...
         err = _python_syntax_error(source)
         if err is not None:
@@ -215,7 +216,7 @@ def _deeply_nested(source: str) -> bool:
 
 def _libcst_parses(source: str) -> bool:
     try:
-        cst.parse_module(source)
+        parse_module(source)
         return True
     except Exception:
         return False
