@@ -699,21 +699,30 @@ class LocalPositions:
 
     # ------------------------------------------------------------ placing by the statement's text
     def _parent_map(self, k: int) -> dict:
+        """{id(node): parent} for the syntax nodes of `body[k]` (whitespace, comments and
+        punctuation are not entered; a node among them is placed with its whole statement)."""
         parents = self._parents.get(k)
         if parents is None:
-            node_base = cst.CSTNode
+            from .walker import _FIELDS, _KIND, _fields_of, _kind
+
             parents = self._parents[k] = {}
+            kinds = _KIND
             stack = [self.ctx.module.body[k]]
             while stack:
                 node = stack.pop()
-                for name in _all_fields(type(node)):
+                names = _FIELDS.get(type(node))
+                for name in names if names is not None else _fields_of(type(node)):
                     value = getattr(node, name)
-                    if isinstance(value, node_base):
+                    kind = kinds.get(type(value))
+                    if kind is None:
+                        kind = _kind(type(value))
+                    if kind == 1:
                         parents[id(value)] = node
                         stack.append(value)
-                    elif type(value) is tuple or type(value) is list:
+                    elif kind == 2:
                         for v in value:
-                            if isinstance(v, node_base):
+                            kind = kinds.get(type(v))
+                            if (kind if kind is not None else _kind(type(v))) == 1:
                                 parents[id(v)] = node
                                 stack.append(v)
         return parents
@@ -846,7 +855,9 @@ class LocalPositions:
     def _locate(self, node, k: int):
         stmts = self._statements(node, k)
         if not stmts:
-            return None
+            if id(self.ctx.module.body[k]) not in self.done:
+                self._compute(k)
+            return self._found(node)
         for stmt, chain in stmts:
             if id(stmt) in self.done or self._place(stmt, chain):
                 return self._found(node)

@@ -273,31 +273,27 @@ def _replay(ctx: FileContext, events: list, run: RunConfig, result: FileResult) 
     scope_types = SCOPE_TYPES
     scope_of = ctx.scope_of
     stack = ctx.stack
-
-    def call(i, fn, node):
-        try:
-            fn(node)
-        except Exception:
-            broken.add(i)
-            _internal_error(result, instances[i], ctx)
-
+    # The try is inline: this loop runs for every event and every handler, so a helper call
+    # per handler would cost more than most handlers do.
     for node, is_leave in events:
         tp = type(node)
-        if not is_leave:
+        if is_leave:
+            hs = leave.get(tp)
+        else:
             if tp in scope_types:
                 ctx.scope = scope_of[id(node)]
             stack.append(node)
             hs = visit.get(tp)
-            if hs:
-                for i, fn in hs:
-                    if i not in broken:
-                        call(i, fn, node)
-        else:
-            hs = leave.get(tp)
-            if hs:
-                for i, fn in hs:
-                    if i not in broken:
-                        call(i, fn, node)
+        if hs:
+            for i, fn in hs:
+                if broken and i in broken:
+                    continue
+                try:
+                    fn(node)
+                except Exception:
+                    broken.add(i)
+                    _internal_error(result, instances[i], ctx)
+        if is_leave:
             stack.pop()
             if tp in scope_types:
                 ctx.scope = ctx.scope.parent
