@@ -5,10 +5,10 @@ tools (`# noqa: E501`) are left alone."""
 from __future__ import annotations
 
 import dataclasses
-import io
 import re
-import tokenize
 from typing import Optional
+
+from . import tokens
 
 _NOQA = re.compile(r"#\s*noqa(?P<sep>\s*:\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za-z]+[0-9]+)*))?", re.I)
 _FILE = re.compile(r"#\s*eqxlint\s*:\s*noqa(?:\s*:\s*(?P<codes>[A-Za-z]+[0-9]*(?:[\s,]+[A-Za-z]+[0-9]*)*))?", re.I)
@@ -54,17 +54,17 @@ class Suppressions:
 
 
 def _comments(source: str):
-    """(row, col, text) of every comment, via tokenize (so `# noqa` inside strings is not one);
-    falls back to a line scan when the file does not tokenize."""
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-            if tok.type == tokenize.COMMENT:
-                yield tok.start[0], tok.start[1], tok.string
-    except (tokenize.TokenError, SyntaxError, IndentationError):
-        for i, line in enumerate(source.splitlines(), 1):
-            j = line.find("#")
-            if j >= 0:
-                yield i, j, line[j:]
+    """(row, col, text) of every comment (a `# noqa` inside a string is not one); a line scan
+    when the file does not tokenize."""
+    scanned = tokens.scan(source)
+    if scanned is not None:
+        return scanned[0]
+    out = []
+    for i, line in enumerate(source.splitlines(), 1):
+        j = line.find("#")
+        if j >= 0:
+            out.append((i, j, line[j:]))
+    return out
 
 
 def parse(source: str) -> Suppressions:

@@ -15,12 +15,10 @@
 
 from __future__ import annotations
 
-import io
-import tokenize
 from pathlib import Path
 from typing import Optional
 
-from . import engine, fixes, noqa
+from . import engine, fixes, noqa, tokens
 
 NOT_SILENCED = ("EQX001", "EQX002")
 
@@ -29,20 +27,10 @@ def comment_rows(source: str) -> dict:
     """{row: row to use instead} for rows whose end lies inside a multi-line string or that end
     with a backslash continuation."""
     moved: dict = {}
-    try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    except (tokenize.TokenError, SyntaxError, IndentationError):
+    scanned = tokens.scan(source)
+    if scanned is None:
         return moved
-    fstring_starts = []
-    spans = []
-    for tok in tokens:
-        name = tokenize.tok_name.get(tok.type, "")
-        if name == "FSTRING_START":
-            fstring_starts.append(tok.start[0])
-        elif name == "FSTRING_END" and fstring_starts:
-            spans.append((fstring_starts.pop(), tok.end[0]))
-        elif tok.type == tokenize.STRING:
-            spans.append((tok.start[0], tok.end[0]))
+    spans = scanned[1]
     for start, end in spans:
         for r in range(start, end):
             moved[r] = max(moved.get(r, end), end)
