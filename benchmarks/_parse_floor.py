@@ -13,6 +13,9 @@ import sys
 
 import libcst as cst
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from eqxlint.schedule import balanced_chunks  # noqa: E402  (this repository's, no other imports)
+
 
 def _parse_chunk(paths: list) -> int:
     n = 0
@@ -43,8 +46,8 @@ def main() -> int:
     if args.jobs <= 1:
         n = _parse_chunk(files)
     else:
-        n_chunks = min(len(files), args.jobs * 4) or 1
-        chunks = [files[k::n_chunks] for k in range(n_chunks)]
+        # The same split as `eqxlint check` (largest files first, shrinking chunks).
+        chunks = balanced_chunks(files, args.jobs, size=os.path.getsize)
         with cf.ProcessPoolExecutor(max_workers=args.jobs) as ex:
             n = sum(ex.map(_parse_chunk, chunks))
     sys.stdout.write(f"{n} parsed\n")

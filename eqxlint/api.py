@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from . import config as config_mod
-from . import engine, fixes
+from . import engine, fixes, schedule
 from .cache import Cache
 from .config import Settings
 from .diagnostics import Diagnostic
@@ -145,8 +145,7 @@ def lint_files(
         todo.append((i, str(path), data, modname, is_pkg))
     if todo:
         if jobs > 1 and len(todo) >= 8:
-            n_chunks = min(len(todo), jobs * 4)
-            chunks = [todo[k::n_chunks] for k in range(n_chunks)]
+            chunks = schedule.balanced_chunks(todo, jobs, size=lambda t: len(t[2]))
             with cf.ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(settings,)) as ex:
                 futures = {ex.submit(_lint_chunk, [t[1:] for t in chunk]): chunk for chunk in chunks}
                 for fut in cf.as_completed(futures):
