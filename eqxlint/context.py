@@ -187,6 +187,16 @@ class FileContext:
         self.facts: dict = {}
 
     # ------------------------------------------------------------------ building
+    def release(self) -> None:
+        """Drop everything once the file is done. The context and its scopes refer to each
+        other (and the context's `report` closure to the context), so without this the whole
+        syntax tree would stay alive until the next cyclic garbage collection, which would then
+        have to traverse it."""
+        for scope in self.scopes:
+            scope.parent = scope.cls = None
+            scope.children, scope.defs, scope.sites, scope.info = [], {}, [], {}
+        self.__dict__.clear()
+
     def build(self, events: list) -> None:
         cur = self.module_scope
         stack = [cur]

@@ -192,6 +192,9 @@ def lint_source(source: str, path: str, run: RunConfig, module_name: str = "", i
         result.facts = _portable_facts(ctx.facts)
     except RecursionError:
         result.notes.append("file too deeply nested to analyse; skipped")
+    finally:
+        if "ctx" in locals():
+            ctx.release()
     return result
 
 
