@@ -227,8 +227,15 @@ def _project_context(files, settings, run, store, jobs) -> list:
     if settings.config_path is None and not (settings.root / ".git").exists() and not (settings.root / "pyproject.toml").exists():
         return []
     checked = {os.path.abspath(f) for f in files}
+    # Spell the other files' paths as a whole-project run from the current folder does
+    # (`eqxlint check .` at the project root gives `pkg/mod.py`), so that its cache entries are
+    # the ones found here: the cache key includes the path as given.
+    root = settings.root
+    rel = os.path.relpath(root)
+    if rel == "." or not (rel == ".." or rel.startswith(".." + os.sep)):
+        root = Path(rel)
     others = [
-        f for f in discover([settings.root], settings)
+        f for f in discover([root], settings)
         if os.path.abspath(f) not in checked and f.suffix == ".py"
     ]
     if not others:

@@ -97,3 +97,28 @@ def test_corrupt_entries_are_rebuilt(solver_lib, capsys):
             f.write_bytes(b"{not json")
     assert _check(capsys, ".") == first
     assert _check(capsys, ".") == first
+
+
+def test_one_file_in_a_project_reuses_a_whole_project_run(tmp_path, monkeypatch):
+    """The pre-commit case: after `eqxlint check .` at the project root, checking one file
+    lints only that file; the others' facts come from the cache entries of the full run."""
+    from eqxlint import api, engine
+
+    (tmp_path / "pyproject.toml").write_text("[tool.eqxlint]\n")
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    for i in range(5):
+        (pkg / f"m{i}.py").write_text(f"import jax\n\ndef f{i}(x):\n    return jax.numpy.sin(x)\n")
+    monkeypatch.chdir(tmp_path)
+    api.check_paths(["."], jobs=1)
+    linted = []
+    real = engine.lint_bytes
+
+    def counting(data, path, *a, **k):
+        linted.append(path)
+        return real(data, path, *a, **k)
+
+    monkeypatch.setattr(engine, "lint_bytes", counting)
+    (pkg / "m0.py").write_text("import jax\n\ndef f0(x):\n    return jax.numpy.cos(x)\n")
+    api.check_paths(["pkg/m0.py"], jobs=1)
+    assert linted == ["pkg/m0.py"]
