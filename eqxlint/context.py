@@ -713,28 +713,15 @@ class LocalPositions:
         punctuation are not entered; a node among them is placed with its whole statement)."""
         parents = self._parents.get(k)
         if parents is None:
-            from .walker import _FIELDS, _KIND, _fields_of, _kind
+            from .walker import children
 
             parents = self._parents[k] = {}
-            kinds = _KIND
             stack = [self.ctx.module.body[k]]
             while stack:
                 node = stack.pop()
-                names = _FIELDS.get(type(node))
-                for name in names if names is not None else _fields_of(type(node)):
-                    value = getattr(node, name)
-                    kind = kinds.get(type(value))
-                    if kind is None:
-                        kind = _kind(type(value))
-                    if kind == 1:
-                        parents[id(value)] = node
-                        stack.append(value)
-                    elif kind == 2:
-                        for v in value:
-                            kind = kinds.get(type(v))
-                            if (kind if kind is not None else _kind(type(v))) == 1:
-                                parents[id(v)] = node
-                                stack.append(v)
+                for child in children(node):
+                    parents[id(child)] = node
+                    stack.append(child)
         return parents
 
     def _statements(self, node, k: int) -> list:

@@ -55,6 +55,25 @@ def _kind(tp: type) -> int:
     return k
 
 
+def children(node: cst.CSTNode) -> list:
+    """The child nodes the walk enters (whitespace/punctuation excluded), in document order."""
+    out = []
+    kinds = _KIND
+    for name in child_fields(type(node)):
+        value = getattr(node, name)
+        k = kinds.get(type(value))
+        if k is None:
+            k = _kind(type(value))
+        if k == 1:
+            out.append(value)
+        elif k == 2:
+            for c in value:
+                ck = kinds.get(type(c))
+                if (ck if ck is not None else _kind(type(c))) == 1:
+                    out.append(c)
+    return out
+
+
 _LEAVE = object()
 
 

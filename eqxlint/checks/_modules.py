@@ -10,27 +10,12 @@ from typing import Iterator, Optional
 
 import libcst as cst
 
-from ..walker import _KIND, _kind, child_fields
+from ..walker import children
 
 SCOPE_NODES = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
 
 
-def child_nodes(node: cst.CSTNode) -> list:
-    out = []
-    kinds = _KIND
-    for name in child_fields(type(node)):
-        value = getattr(node, name)
-        k = kinds.get(type(value))
-        if k is None:
-            k = _kind(type(value))
-        if k == 1:
-            out.append(value)
-        elif k == 2:
-            for c in value:
-                ck = kinds.get(type(c))
-                if (ck if ck is not None else _kind(type(c))) == 1:
-                    out.append(c)
-    return out
+child_nodes = children
 
 
 def iter_with_parents(root: cst.CSTNode, *, into_scopes: bool = False) -> Iterator[tuple]:
