@@ -649,8 +649,7 @@ class FileContext:
 
 
 # ---------------------------------------------------------------------------- local positions
-_NEWLINE_RE = None
-_LINE_BREAK = re.compile(r"\r\n?|\n")  # LibCST's line breaks
+_LINE_BREAK = re.compile(r"\r\n?|\n")  # LibCST's line breaks (its NEWLINE_RE)
 
 
 def _all_fields(tp: type, _cache: dict = {}) -> tuple:
@@ -789,12 +788,9 @@ class LocalPositions:
 
     # ------------------------------------------------------------ placing by the text before it
     def _start(self, k: int):
-        global _NEWLINE_RE
         from libcst._nodes.internal import CodegenState
 
         module = self.ctx.module
-        if _NEWLINE_RE is None:
-            from libcst.metadata.position_provider import NEWLINE_RE as _NEWLINE_RE
         if self._prefix is None:
             self._prefix = CodegenState(default_indent=module.default_indent, default_newline=module.default_newline)
             self._line, self._col = 1, 0
@@ -813,7 +809,7 @@ class LocalPositions:
     def _advance(self) -> None:
         text = "".join(self._prefix.tokens)
         self._prefix.tokens.clear()
-        segments = _NEWLINE_RE.split(text)
+        segments = _LINE_BREAK.split(text)
         if len(segments) == 1:
             self._col += len(text)
         else:

@@ -173,6 +173,7 @@ def lint_source(source: str, path: str, run: RunConfig, module_name: str = "", i
         else:
             result.notes.append(f"LibCST cannot parse this file ({type(e).__name__}); skipped")
         return result
+    ctx = None
     try:
         events, bounds = walk_module(module, run.want)
         ctx = FileContext(
@@ -193,7 +194,7 @@ def lint_source(source: str, path: str, run: RunConfig, module_name: str = "", i
     except RecursionError:
         result.notes.append("file too deeply nested to analyse; skipped")
     finally:
-        if "ctx" in locals():
+        if ctx is not None:
             ctx.release()
     return result
 

@@ -183,10 +183,8 @@ class UntestedCustomAD(Rule, ProjectRule):
                 scope.parent is ctx.module_scope
                 or (scope.parent.kind == "class" and scope.parent.parent is ctx.module_scope)
             ):
-                names = set()
-                for n in iter_subtree(scope.node.body, (cst.Name, cst.Attribute)):
-                    names.add(n.value if type(n) is cst.Name else n.attr.value)
-                mentions[scope.name] = names
+                # Attribute names (`self._f`) are Name nodes too.
+                mentions[scope.name] = {n.value for n in iter_subtree(scope.node.body, (cst.Name,))}
         for d in defs:
             reach = {d["name"], *d["outer"]}
             frontier = set(reach)
