@@ -100,7 +100,8 @@ def walk(root: cst.CSTNode, want: frozenset) -> list:
         names = fields_cache.get(tp)
         if names is None:
             names = _fields_of(tp)
-        # Children are pushed in reverse so that they pop in document order.
+        # Children are pushed in reverse so that they pop in document order. This is
+        # `children(node)` written out inline: `walk` visits every node of every file.
         for name in reversed(names):
             value = getattr(node, name)
             k = kinds.get(type(value))
@@ -140,8 +141,6 @@ def iter_subtree(root: cst.CSTNode, types: Iterable[type] | None = None, prune: 
     """Yield the nodes of a subtree (pre-order, same field order as `walk`), optionally only
     those of the given types. Nodes of a `prune` type below the root are yielded but not entered
     (e.g. nested functions, which rules analyse as scopes of their own)."""
-    fields_cache = _FIELDS
-    kinds = _KIND
     # isinstance() on LibCST's ABC node classes is slow: match by type, once per type.
     wanted = _matcher(tuple(types)) if types is not None else None
     pruned = _matcher(tuple(prune)) if prune else None
@@ -163,23 +162,7 @@ def iter_subtree(root: cst.CSTNode, types: Iterable[type] | None = None, prune: 
                 m = pruned[tp] = issubclass(tp, pruned["types"])
             if m:
                 continue
-        names = fields_cache.get(tp)
-        if names is None:
-            names = _fields_of(tp)
-        for name in reversed(names):
-            value = getattr(node, name)
-            k = kinds.get(type(value))
-            if k is None:
-                k = _kind(type(value))
-            if k == 1:
-                stack.append(value)
-            elif k == 2:
-                for child in reversed(value):
-                    ck = kinds.get(type(child))
-                    if ck is None:
-                        ck = _kind(type(child))
-                    if ck == 1:
-                        stack.append(child)
+        stack.extend(reversed(children(node)))
 
 
 _MATCHERS: dict = {}
