@@ -14,7 +14,7 @@ import sys
 import libcst as cst
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from eqxlint.schedule import balanced_chunks  # noqa: E402  (this repository's, no other imports)
+from eqxlint.app.schedule import balanced_chunks  # noqa: E402  (this repository's, no other imports)
 
 
 def _parse_chunk(paths: list) -> int:

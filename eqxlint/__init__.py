@@ -11,17 +11,17 @@ __version__ = "0.1.0"
 __all__ = ["Diagnostic", "Fix", "Edit", "check_paths", "check_source", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import check_paths, check_source
-    from .diagnostics import Diagnostic, Edit, Fix
+    from .app.api import check_paths, check_source
+    from .core.diagnostics import Diagnostic, Edit, Fix
 
 
 def __getattr__(name: str):
     if name in ("check_paths", "check_source"):
-        from . import api
+        from .app import api
 
         return getattr(api, name)
     if name in ("Diagnostic", "Fix", "Edit"):
-        from . import diagnostics
+        from .core import diagnostics
 
         return getattr(diagnostics, name)
     raise AttributeError(f"module 'eqxlint' has no attribute {name!r}")

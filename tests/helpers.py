@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eqxlint import engine, fixes
-from eqxlint.config import Settings
+from eqxlint.engine import run as engine
+from eqxlint.app import fixes
+from eqxlint.app.config import Settings
 
 
 def lint(code: str, path: str = "example.py", module_name: str = "example", **settings) -> list:

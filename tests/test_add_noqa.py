@@ -7,7 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
-from eqxlint.noqa_writer import add_to_source, comment_rows
+from eqxlint.app.noqa_writer import add_to_source
+from eqxlint.suppress.noqa import comment_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 

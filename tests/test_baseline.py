@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from eqxlint import baseline
-from eqxlint.diagnostics import Diagnostic
+from eqxlint.suppress import baseline
+from eqxlint.core.diagnostics import Diagnostic
 
 MOD = '''import jax
 

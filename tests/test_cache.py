@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from eqxlint import cache as cache_mod
-from eqxlint.cli import main
+from eqxlint.app import cache as cache_mod
+from eqxlint.app.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSPOSE = (
@@ -102,7 +102,8 @@ def test_corrupt_entries_are_rebuilt(solver_lib, capsys):
 def test_one_file_in_a_project_reuses_a_whole_project_run(tmp_path, monkeypatch):
     """The pre-commit case: after `eqxlint check .` at the project root, checking one file
     lints only that file; the others' facts come from the cache entries of the full run."""
-    from eqxlint import api, engine
+    from eqxlint.app import api
+    from eqxlint.engine import run as engine
 
     (tmp_path / "pyproject.toml").write_text("[tool.eqxlint]\n")
     pkg = tmp_path / "pkg"

@@ -8,7 +8,7 @@ import ast
 
 import pytest
 
-from eqxlint import catalogue, registry
+from eqxlint.engine import catalogue, registry
 
 from helpers import fix, lint
 

@@ -229,7 +229,7 @@ def test_pre_commit_hooks(repo):
 
 def test_linter_never_imports_jax(run_cli, repo):
     code = (
-        "import sys\nfrom eqxlint.cli import main\n"
+        "import sys\nfrom eqxlint.app.cli import main\n"
         "rc = main(['check', '.', '--no-cache', '--exit-zero'])\n"
         "assert 'jax' not in sys.modules, 'jax imported'\n"
         "assert 'equinox' not in sys.modules\n"

@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from eqxlint import api, fixes
-from eqxlint.config import Settings
-from eqxlint.diagnostics import SAFE, Diagnostic, Edit, Fix
+from eqxlint.app import api, fixes
+from eqxlint.app.config import Settings
+from eqxlint.core.diagnostics import SAFE, Diagnostic, Edit, Fix
 
 SRC = (
     "import jax\nimport equinox as eqx\n\n\n"

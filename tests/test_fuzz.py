@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, seed, settings, strategies as st
 
-from eqxlint import engine
-from eqxlint.config import Settings
+from eqxlint.engine import run as engine
+from eqxlint.app.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = sorted(p for p in (ROOT / "eqxlint" / "checks").glob("*.py") if p.stat().st_size > 2000)[:6]

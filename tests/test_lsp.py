@@ -146,7 +146,7 @@ def test_server_modules_never_import_jax(tmp_path):
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from eqxlint import lsp\n"
+        "from eqxlint.app import lsp\n"
         "server = lsp.build_server()\n"
         "diags = lsp.Linter().lint('import jax\\n@jax.jit\\ndef f(x):\\n    print(x)\\n', Path('t.py'))\n"
         "assert [d.code for d in diags] == ['EQX209'], diags\n"

@@ -8,8 +8,8 @@ import json
 import shutil
 from pathlib import Path
 
-from eqxlint import api, notebook
-from eqxlint.config import Settings
+from eqxlint.app import api, notebook
+from eqxlint.app.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "fixtures" / "notebooks" / "primitives_tutorial.ipynb"

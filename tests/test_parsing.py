@@ -11,7 +11,7 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
-from eqxlint.parsing import parse_module
+from eqxlint.syntax.parsing import parse_module
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,14 +53,14 @@ def test_validation_stays_on_for_hand_built_nodes():
 def test_tune_gc_only_in_owned_processes():
     # Importing and using the library leaves the interpreter's GC settings alone ...
     before = gc.get_threshold()
-    import eqxlint.api
+    import eqxlint.app.api
 
-    eqxlint.api.check_source("import jax\nprint(1)\n")
+    eqxlint.app.api.check_source("import jax\nprint(1)\n")
     assert gc.get_threshold() == before
     # ... the CLI raises the young generation's threshold for its own process.
     code = (
         "import gc, sys\n"
-        "from eqxlint import cli\n"
+        "from eqxlint.app import cli\n"
         "cli.main(['check', '--exit-zero', '--no-cache', sys.argv[1]])\n"
         "print(gc.get_threshold()[0])\n"
     )
@@ -68,6 +68,6 @@ def test_tune_gc_only_in_owned_processes():
         [sys.executable, "-c", code, str(ROOT / "fixtures" / "clean_repo")],
         capture_output=True, text=True, check=True,
     )
-    from eqxlint.parsing import GC_THRESHOLD
+    from eqxlint.syntax.parsing import GC_THRESHOLD
 
     assert out.stdout.split()[-1] == str(GC_THRESHOLD)

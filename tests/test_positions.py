@@ -13,7 +13,7 @@ import libcst as cst
 import pytest
 from libcst.metadata import MetadataWrapper, PositionProvider, WhitespaceInclusivePositionProvider
 
-from eqxlint.context import LocalPositions
+from eqxlint.syntax.positions import LocalPositions
 
 ROOT = Path(__file__).resolve().parent.parent
 

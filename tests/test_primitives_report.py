@@ -6,7 +6,7 @@ import json
 import textwrap
 from types import SimpleNamespace
 
-from eqxlint.primitives_report import cmd_primitives, render_text, report
+from eqxlint.app.primitives_report import cmd_primitives, render_text, report
 
 
 def _project(tmp_path):

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from eqxlint import api, cache as cache_mod, engine
-from eqxlint.config import Settings
+from eqxlint.app import api, cache as cache_mod
+from eqxlint.engine import run as engine
+from eqxlint.app.config import Settings
 
 GOOD = "import jax\n\n@jax.jit\ndef f(x):\n    print(x)\n    return x\n"  # one EQX209
 
@@ -218,7 +219,7 @@ def test_unreadable_file_chmod(tmp_path, run_cli):
 
 
 def test_file_deleted_during_run(tmp_path, monkeypatch):
-    from eqxlint import files as files_mod
+    from eqxlint.app import files as files_mod
 
     for i in range(5):
         (tmp_path / f"m{i}.py").write_text(GOOD)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
-from eqxlint.api import check_paths
-from eqxlint.config import Settings
+from eqxlint.app.api import check_paths
+from eqxlint.app.config import Settings
 
 from helpers import rows
 

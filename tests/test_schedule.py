@@ -8,8 +8,9 @@ from pathlib import Path
 
 import libcst as cst
 
-from eqxlint import api, engine
-from eqxlint.schedule import balanced_chunks
+from eqxlint.app import api
+from eqxlint.engine import run as engine
+from eqxlint.app.schedule import balanced_chunks
 
 ROOT = Path(__file__).resolve().parent.parent
 

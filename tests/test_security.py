@@ -115,8 +115,8 @@ def test_no_plugins_loaded_from_the_checked_tree(tmp_path):
 def test_no_socket_in_process(tmp_path, monkeypatch):
     import socket
 
-    from eqxlint import api
-    from eqxlint.config import Settings
+    from eqxlint.app import api
+    from eqxlint.app.config import Settings
 
     def boom(*a, **k):
         raise AssertionError("network access")

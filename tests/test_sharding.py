@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from eqxlint.cli import main
-from eqxlint.config import ConfigError
-from eqxlint.sharding import parse_shard, select_shard
+from eqxlint.app.cli import main
+from eqxlint.app.config import ConfigError
+from eqxlint.app.sharding import parse_shard, select_shard
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from eqxlint import noqa, tokens
-from eqxlint.noqa_writer import comment_rows
+from eqxlint.suppress import noqa
+from eqxlint.syntax import tokens
+from eqxlint.suppress.noqa import comment_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 

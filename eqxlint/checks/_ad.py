@@ -10,7 +10,7 @@ from typing import Optional
 
 import libcst as cst
 
-from .. import semantics as S
+from ..semantics import names as S
 from ._helpers import keyword, positional, short
 
 CHECKPOINT = frozenset({"jax.checkpoint", "equinox.filter_checkpoint"})

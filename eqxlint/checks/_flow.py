@@ -342,7 +342,7 @@ ARRAY_ONLY_ATTRS = frozenset(
 
 def _array_used(fn) -> set:
     """Parameter-like names used as arrays in a function body."""
-    from ..walker import iter_subtree
+    from ..syntax.walker import iter_subtree
 
     out = set()
     body = fn.body
@@ -808,7 +808,7 @@ class TaintAnalysis:
         return True
 
     def _has_guard_call(self, expr) -> bool:
-        from ..walker import iter_subtree
+        from ..syntax.walker import iter_subtree
 
         for node in iter_subtree(expr, (cst.Call,)):
             qn = self.ctx.qualname(node.func) if isinstance(node.func, (cst.Name, cst.Attribute)) else None
@@ -1161,7 +1161,7 @@ def return_values(scope) -> Optional[list]:
     node = scope.node
     if isinstance(node, cst.Lambda):
         return [node.body]
-    from ..walker import iter_subtree
+    from ..syntax.walker import iter_subtree
 
     out = []
     stack = [node.body]
@@ -1199,7 +1199,7 @@ def _raises_only(stmts) -> bool:
 
 
 def iter_children(node):
-    from ..walker import child_fields
+    from ..syntax.walker import child_fields
 
     names = child_fields(type(node))
     for name in names:

@@ -9,7 +9,7 @@ from typing import Optional
 
 import libcst as cst
 
-from .. import semantics as S
+from ..semantics import names as S
 
 RANDOM_PREFIX = S.RANDOM + "."
 
@@ -201,7 +201,7 @@ _NESTED = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
 def iter_pruned(root):
     """Pre-order nodes under `root`, not descending into nested functions, lambdas, classes
     (they are analysed as scopes of their own)."""
-    from ..walker import iter_subtree
+    from ..syntax.walker import iter_subtree
 
     return iter_subtree(root, prune=_NESTED)
 

@@ -10,7 +10,7 @@ from typing import Iterator, Optional
 
 import libcst as cst
 
-from ..walker import children
+from ..syntax.walker import children
 
 SCOPE_NODES = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
 
@@ -144,7 +144,7 @@ def _ann_expr(ann):
 def _qual(ctx, expr) -> Optional[str]:
     qn = ctx.qualname(expr)
     if qn is None and isinstance(expr, (cst.Name, cst.Attribute)):
-        from ..context import dotted
+        from ..semantics.context import dotted
 
         qn = dotted(expr)
     return qn

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..diagnostics import Diagnostic
+from ..core.diagnostics import Diagnostic
 
 
 def at_definition(code: str, prim, message: str) -> Diagnostic:

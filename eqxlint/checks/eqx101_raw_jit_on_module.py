@@ -6,7 +6,7 @@ from typing import Optional
 
 import libcst as cst
 
-from ..rule import SAFE, UNSAFE, Rule, RuleFix
+from ..core.rule import SAFE, UNSAFE, Rule, RuleFix
 from ._helpers import positional
 
 # Unannotated parameter names that, in a file using Equinox, hold a Module.

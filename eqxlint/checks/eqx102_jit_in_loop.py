@@ -6,7 +6,7 @@ from typing import Optional
 
 import libcst as cst
 
-from ..rule import Rule
+from ..core.rule import Rule
 from ._helpers import positional, short
 from ._modules import bound_in, free_names, is_test_path, names_in
 
@@ -16,7 +16,7 @@ _BOUNDARY = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
 
 
 def _contains(root: cst.CSTNode, node: cst.CSTNode) -> bool:
-    from ..walker import iter_subtree
+    from ..syntax.walker import iter_subtree
 
     return any(n is node for n in iter_subtree(root))
 
@@ -110,7 +110,7 @@ class JitInLoop(Rule):
         parent = stack[-2] if len(stack) >= 2 else None
         if isinstance(parent, cst.Call) and parent.func is call:
             return True
-        from ..walker import iter_subtree
+        from ..syntax.walker import iter_subtree
 
         target = None
         for node in iter_subtree(loop_node, (cst.Assign,)):

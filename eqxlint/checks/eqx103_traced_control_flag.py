@@ -7,7 +7,7 @@ from typing import Callable, Iterator, Optional
 
 import libcst as cst
 
-from ..rule import UNSAFE, Rule, RuleFix
+from ..core.rule import UNSAFE, Rule, RuleFix
 from ._modules import (
     all_fields, bound_in, decorator_names, is_scalar_annotation, iter_local, iter_with_parents,
     method_self, methods, python_type_name,

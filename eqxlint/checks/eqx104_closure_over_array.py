@@ -6,7 +6,7 @@ from typing import Optional
 
 import libcst as cst
 
-from ..rule import Rule
+from ..core.rule import Rule
 from ._helpers import short
 from ._modules import (
     bound_in, free_names, is_array_annotation, is_scalar_annotation, iter_local, iter_with_parents,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..rule import Rule
+from ..core.rule import Rule
 from ._modules import (
     declares_abstract, decorator_names, definitely_concrete, is_abstractmethod, local_bases,
     methods, mro, own_fields,

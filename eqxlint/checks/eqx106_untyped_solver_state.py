@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 
-from ..rule import Rule
+from ..core.rule import Rule
 from ._modules import declares_abstract, is_abstractmethod, methods
 
 _STATE_METHODS = ("init", "step")

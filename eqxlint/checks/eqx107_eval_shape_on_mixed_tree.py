@@ -6,7 +6,7 @@ from typing import Optional
 
 import libcst as cst
 
-from ..rule import UNSAFE, Rule, RuleFix
+from ..core.rule import UNSAFE, Rule, RuleFix
 from ._modules import iter_local, own_fields
 
 

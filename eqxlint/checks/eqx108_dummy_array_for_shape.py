@@ -6,7 +6,7 @@ from typing import Optional
 
 import libcst as cst
 
-from ..rule import Rule
+from ..core.rule import Rule
 from ._modules import is_test_path, iter_local, iter_with_parents
 
 _DUMMIES = frozenset(

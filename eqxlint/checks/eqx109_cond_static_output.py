@@ -7,7 +7,7 @@ from typing import Optional
 
 import libcst as cst
 
-from ..rule import Rule
+from ..core.rule import Rule
 from ._flow import branch_scope, cond_branches, return_values
 from ._helpers import short
 

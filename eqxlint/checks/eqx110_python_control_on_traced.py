@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..rule import Rule
+from ..core.rule import Rule
 from ._flow import TaintAnalysis
 from ._helpers import trace_reason
 

@@ -8,7 +8,7 @@ from typing import Optional
 
 import libcst as cst
 
-from ..rule import Rule
+from ..core.rule import Rule
 from ._flow import static_annotation
 from ._helpers import keyword, positional
 

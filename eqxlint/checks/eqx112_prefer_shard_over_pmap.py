@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..rule import Rule
+from ..core.rule import Rule
 from ._helpers import keyword, positional, short
 
 PMAPS = frozenset({"jax.pmap", "equinox.filter_pmap"})

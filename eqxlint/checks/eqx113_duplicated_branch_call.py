@@ -8,8 +8,8 @@ from typing import Optional
 
 import libcst as cst
 
-from ..rule import Rule
-from ..walker import iter_subtree
+from ..core.rule import Rule
+from ..syntax.walker import iter_subtree
 from ._flow import ARRAY_NAMESPACES, branch_scope, cond_branches
 
 HEAVY_PREFIXES = (

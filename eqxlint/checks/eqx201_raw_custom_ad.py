@@ -6,8 +6,8 @@ from typing import Optional
 
 import libcst as cst
 
-from ..rule import Rule
-from ..walker import iter_subtree
+from ..core.rule import Rule
+from ..syntax.walker import iter_subtree
 from . import _ad
 
 PARTITION = frozenset({"equinox.partition", "equinox.combine", "equinox.filter"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..rule import SAFE, UNSAFE, Rule, RuleFix
+from ..core.rule import SAFE, UNSAFE, Rule, RuleFix
 from ._helpers import is_false, is_true, keyword, short
 
 TANGENT_RULES = frozenset({"jvp", "vjp", "transpose"})

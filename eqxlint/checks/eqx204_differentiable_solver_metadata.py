@@ -25,9 +25,9 @@ from typing import Optional
 
 import libcst as cst
 
-from .. import semantics as S
-from ..rule import Rule
-from ..walker import iter_subtree
+from ..semantics import names as S
+from ..core.rule import Rule
+from ..syntax.walker import iter_subtree
 
 MARKERS = {
     "equinox.internal.nondifferentiable", "equinox.internal.nondifferentiable_backward",

@@ -7,8 +7,8 @@ from typing import Optional, Union
 
 import libcst as cst
 
-from .. import semantics as S
-from ..rule import Rule
+from ..semantics import names as S
+from ..core.rule import Rule
 from . import _ad
 from ._helpers import positional
 

@@ -7,8 +7,8 @@ from typing import Optional
 
 import libcst as cst
 
-from ..rule import Rule
-from ..walker import iter_subtree
+from ..core.rule import Rule
+from ..syntax.walker import iter_subtree
 from . import _ad
 from ._helpers import trace_reason
 

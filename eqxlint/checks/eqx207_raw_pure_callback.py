@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..context import dotted
-from ..rule import Rule
+from ..semantics.context import dotted
+from ..core.rule import Rule
 from . import _ad
 from ._helpers import positional
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import libcst as cst
 
-from ..rule import UNSAFE, Rule, RuleFix
+from ..core.rule import UNSAFE, Rule, RuleFix
 from ._helpers import trace_reason
 
 

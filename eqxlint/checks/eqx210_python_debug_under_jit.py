@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..rule import UNSAFE, Rule, RuleFix
+from ..core.rule import UNSAFE, Rule, RuleFix
 from . import _ad
 from ._helpers import trace_reason
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import libcst as cst
 
-from .. import semantics as S
-from ..diagnostics import Diagnostic
-from ..rule import ProjectRule, Rule
-from ..walker import iter_subtree
+from ..semantics import names as S
+from ..core.diagnostics import Diagnostic
+from ..core.rule import ProjectRule, Rule
+from ..syntax.walker import iter_subtree
 
 KEY = "eqx211"
 PROTOTYPE_MARK = "eqxlint: prototype"

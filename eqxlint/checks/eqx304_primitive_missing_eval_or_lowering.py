@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..rule import ProjectRule
+from ..core.rule import ProjectRule
 from ._primitives import at_definition, label
 
 

@@ -21,9 +21,9 @@ from typing import Optional
 
 import libcst as cst
 
-from .. import semantics as S
-from ..rule import Rule
-from ..walker import iter_subtree
+from ..semantics import names as S
+from ..core.rule import Rule
+from ..syntax.walker import iter_subtree
 
 _TREE_PARAM_NAMES = ("treedef", "in_tree", "out_tree", "tree_def", "in_treedef", "out_treedef", "static", "static_args", "statics")
 _FLATTEN = {

@@ -21,7 +21,7 @@ from typing import Optional
 
 import libcst as cst
 
-from ..rule import Rule
+from ..core.rule import Rule
 
 _PRIM_NAMES = ("primitive", "prim")
 _PRIM_SUFFIXES = ("_primitive", "_prim", "_p")

@@ -14,8 +14,8 @@ from typing import Optional
 
 import libcst as cst
 
-from ..rule import Rule
-from ..walker import child_fields, iter_subtree
+from ..core.rule import Rule
+from ..syntax.walker import child_fields, iter_subtree
 from . import _keys as K
 
 _NESTED = (cst.FunctionDef, cst.Lambda, cst.ClassDef)

@@ -7,8 +7,8 @@ import re
 
 import libcst as cst
 
-from ..rule import Rule
-from ..walker import iter_subtree
+from ..core.rule import Rule
+from ..syntax.walker import iter_subtree
 from ._helpers import trace_reason
 from . import _keys as K
 

@@ -6,7 +6,7 @@ from typing import Optional
 
 import libcst as cst
 
-from ..rule import Rule
+from ..core.rule import Rule
 from . import _keys as K
 
 # Calls that pair their arguments element by element.

@@ -17,7 +17,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from . import registry
+from ..core.diagnostics import ConfigError as ConfigError
+from ..engine import registry
 
 DEFAULT_EXCLUDE = [
     ".bzr", ".direnv", ".eggs", ".git", ".git-rewrite", ".hg", ".mypy_cache", ".nox", ".pants.d",
@@ -25,10 +26,6 @@ DEFAULT_EXCLUDE = [
     "build", "dist", "node_modules", "venv", ".eqxlint_cache", ".ipynb_checkpoints",
     "site-packages", "__pycache__",
 ]
-
-
-class ConfigError(Exception):
-    """A usage or configuration error: exit code 2, one line, no traceback."""
 
 
 @dataclasses.dataclass

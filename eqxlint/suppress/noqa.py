@@ -8,7 +8,7 @@ import dataclasses
 import re
 from typing import Optional
 
-from . import tokens
+from ..syntax import tokens
 
 _NOQA = re.compile(r"#\s*noqa(?P<sep>\s*:\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za-z]+[0-9]+)*))?", re.I)
 _FILE = re.compile(r"#\s*eqxlint\s*:\s*noqa(?:\s*:\s*(?P<codes>[A-Za-z]+[0-9]*(?:[\s,]+[A-Za-z]+[0-9]*)*))?", re.I)
@@ -107,3 +107,32 @@ def parse(source: str) -> Suppressions:
         sup.lines[row] = d
     sup.file_codes = tuple(file_codes)
     return sup
+
+
+def comment_rows(source: str) -> dict:
+    """{row: row to use instead} for rows whose end lies inside a multi-line string or that end
+    with a backslash continuation."""
+    moved: dict = {}
+    scanned = tokens.scan(source)
+    if scanned is None:
+        return moved
+    spans = scanned[1]
+    for start, end in spans:
+        for r in range(start, end):
+            moved[r] = max(moved.get(r, end), end)
+    lines = source.splitlines()
+    # Backslash continuations (outside strings): the comment goes after the logical line's end.
+    for i in range(len(lines), 0, -1):
+        line = lines[i - 1]
+        if line.endswith("\\") and i not in moved:
+            nxt = i + 1
+            moved[i] = moved.get(nxt, nxt)
+    # Resolve chains (a string that ends on a continued line, ...).
+    for r in list(moved):
+        seen = set()
+        t = moved[r]
+        while t in moved and t not in seen:
+            seen.add(t)
+            t = moved[t]
+        moved[r] = t
+    return moved

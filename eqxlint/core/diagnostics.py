@@ -64,3 +64,7 @@ class Diagnostic:
         if data.get("requires") is not None:
             data["requires"] = tuple(data["requires"])
         return cls(**data)
+
+
+class ConfigError(Exception):
+    """A usage or configuration error: exit code 2, one line, no traceback."""

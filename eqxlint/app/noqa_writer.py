@@ -18,38 +18,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from . import engine, fixes, noqa, tokens
+from ..engine import run as engine
+from . import fixes
+from ..suppress import noqa
+from ..suppress.noqa import comment_rows
+from ..core.source import decode
 
 NOT_SILENCED = ("EQX001", "EQX002")
-
-
-def comment_rows(source: str) -> dict:
-    """{row: row to use instead} for rows whose end lies inside a multi-line string or that end
-    with a backslash continuation."""
-    moved: dict = {}
-    scanned = tokens.scan(source)
-    if scanned is None:
-        return moved
-    spans = scanned[1]
-    for start, end in spans:
-        for r in range(start, end):
-            moved[r] = max(moved.get(r, end), end)
-    lines = source.splitlines()
-    # Backslash continuations (outside strings): the comment goes after the logical line's end.
-    for i in range(len(lines), 0, -1):
-        line = lines[i - 1]
-        if line.endswith("\\") and i not in moved:
-            nxt = i + 1
-            moved[i] = moved.get(nxt, nxt)
-    # Resolve chains (a string that ends on a continued line, ...).
-    for r in list(moved):
-        seen = set()
-        t = moved[r]
-        while t in moved and t not in seen:
-            seen.add(t)
-            t = moved[t]
-        moved[r] = t
-    return moved
 
 
 def add_to_source(source: str, codes_by_row: dict, tokenize_source: Optional[str] = None) -> tuple:
@@ -102,7 +77,7 @@ def _group(diags: list) -> dict:
 
 def _write_py(path: Path, by_row: dict, report) -> int:
     try:
-        source, encoding = engine.decode(path.read_bytes())
+        source, encoding = decode(path.read_bytes())
     except (OSError, UnicodeDecodeError, SyntaxError, LookupError) as e:
         report.rejected.append(f"{path}: cannot add noqa: {e}")
         return 0

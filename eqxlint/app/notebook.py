@@ -31,8 +31,9 @@ from json.decoder import scanstring
 from pathlib import Path
 from typing import Optional
 
-from . import engine, fixes
-from .diagnostics import Diagnostic, Edit, Fix
+from ..engine import run as engine
+from . import fixes
+from ..core.diagnostics import Diagnostic, Edit, Fix
 
 # Cell magics whose body is ordinary Python.
 PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "memit", "snakeviz", "px"})

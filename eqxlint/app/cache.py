@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from . import __version__
-from .engine import FileResult
+from .. import __version__
+from ..engine.run import FileResult
 from .fixes import replace_atomic
 
 FORMAT = 1

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from .diagnostics import SAFE
+from ..core.diagnostics import SAFE
 
 
 def applicable(diag, unsafe: bool) -> bool:

@@ -9,8 +9,9 @@ import importlib
 import pkgutil
 import re
 
-from . import catalogue, checks
-from .rule import ProjectRule, Rule
+from . import catalogue
+from .. import checks
+from ..core.rule import ProjectRule, Rule
 
 CODE_RE = re.compile(r"^EQX\d{3}$")
 # Engine-level codes: produced by the engine itself, documented in the catalogue.

@@ -1,4 +1,4 @@
-"""The `eqxlint` command line: a thin layer over `eqxlint.api`, following Ruff's conventions.
+"""The `eqxlint` command line: a thin layer over `eqxlint.app.api`, following Ruff's conventions.
 
 Exit codes: 0 no findings, 1 findings remain, 2 usage or configuration error."""
 
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import __version__
+from .. import __version__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,7 +88,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         if args.command == "check":
-            from .parsing import tune_gc
+            from ..syntax.parsing import tune_gc
 
             tune_gc()
             return cmd_check(args)
@@ -142,7 +142,7 @@ def _settings(args):
     for flag, values in (("--select", args.select), ("--extend-select", args.extend_select), ("--ignore", args.ignore)):
         for sel in _codes(values):
             try:
-                from . import registry
+                from ..engine import registry
 
                 registry.expand_selector(sel)
             except KeyError:
@@ -182,7 +182,7 @@ def cmd_check(args) -> int:
         sys.stderr.write(f"eqxlint: warning: {rj}\n")
     diags = report.diagnostics
     if args.write_baseline or args.baseline:
-        from . import baseline
+        from ..suppress import baseline
 
         if args.write_baseline:
             n = baseline.write(args.write_baseline, diags)
@@ -246,7 +246,7 @@ def _special_check(args, paths, settings):
 
 
 def cmd_rule(args) -> int:
-    from . import catalogue, registry
+    from ..engine import catalogue, registry
 
     docs = catalogue.load_all()
     rules = registry.all_rules()

@@ -18,10 +18,11 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from . import api, engine
+from . import api
+from ..engine import run as engine
 from .cache import Cache
 from .files import discover
-from .index import KINDS, ProjectIndex
+from ..project.index import KINDS, ProjectIndex
 
 LABELS = {
     "abstract_eval": "abstract eval",

@@ -61,11 +61,11 @@ def load(path: Path) -> Counter:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        from .config import ConfigError
+        from ..core.diagnostics import ConfigError
 
         raise ConfigError(f"baseline file {path} does not exist (create it with --write-baseline)") from None
     except (OSError, ValueError) as e:
-        from .config import ConfigError
+        from ..core.diagnostics import ConfigError
 
         raise ConfigError(f"cannot read baseline file {path}: {e}") from None
     out: Counter = Counter()

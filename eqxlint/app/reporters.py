@@ -8,8 +8,9 @@ import os
 from collections import Counter
 from typing import Optional
 
-from . import __version__, registry
-from .diagnostics import SAFE
+from .. import __version__
+from ..engine import registry
+from ..core.diagnostics import SAFE
 
 FORMATS = ("concise", "full", "json", "json-lines", "github", "sarif")
 
@@ -35,7 +36,7 @@ class _Texts:
         if text is None:
             if filename not in self.cache:
                 try:
-                    from .engine import decode
+                    from ..core.source import decode
 
                     with open(filename, "rb") as f:
                         self.cache[filename] = decode(f.read())[0]

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from . import config as config_mod
-from . import engine, fixes, schedule
+from ..engine import run as engine
+from . import fixes, schedule
 from .cache import Cache
 from .config import Settings
-from .diagnostics import Diagnostic
+from ..core.diagnostics import Diagnostic
+from ..core.source import decode
 from .files import discover
 
 
@@ -88,7 +90,7 @@ _RUN: Optional[engine.RunConfig] = None
 
 def _init_worker(settings: Settings) -> None:
     global _RUN
-    from .parsing import tune_gc
+    from ..syntax.parsing import tune_gc
 
     tune_gc()
     _RUN = engine.RunConfig(settings)
@@ -269,7 +271,7 @@ def _apply_fixes(report: CheckReport, results, context_results, run, unsafe: boo
             remaining.extend(diags)
             continue
         try:
-            original, encoding = engine.decode(data)
+            original, encoding = decode(data)
         except (UnicodeDecodeError, SyntaxError, LookupError):
             remaining.extend(diags)
             continue

@@ -18,9 +18,9 @@ from typing import Optional
 
 import libcst as cst
 
-from . import semantics as S
-from .context import FileContext, Scope
-from .walker import iter_subtree
+from ..semantics import names as S
+from ..semantics.context import FileContext, Scope
+from ..syntax.walker import iter_subtree
 
 NONDIFF_MARK = "eqxlint: nondifferentiable"
 KINDS = ("abstract_eval", "lowering", "jvp", "transpose", "batching")

@@ -1,5 +1,5 @@
 """Generates the rule documentation from the catalogue, so it is never written twice:
-`python -m eqxlint.gendocs` rewrites docs/rules.md and the rule table in README.md
+`python -m eqxlint.app.gendocs` rewrites docs/rules.md and the rule table in README.md
 (between the `<!-- rules:start -->` and `<!-- rules:end -->` markers)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import catalogue, registry
+from ..engine import catalogue, registry
 
 START, END = "<!-- rules:start -->", "<!-- rules:end -->"
 
@@ -34,7 +34,7 @@ def rules_md() -> str:
     out = [
         "# Rules",
         "",
-        "Generated from `rules/EQX*.md` by `python -m eqxlint.gendocs`; `eqxlint rule CODE` prints",
+        "Generated from `rules/EQX*.md` by `python -m eqxlint.app.gendocs`; `eqxlint rule CODE` prints",
         "the same text. Codes and names are a stable contract.",
         "",
     ]

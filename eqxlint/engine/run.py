@@ -6,26 +6,26 @@ index, conditions on cross-file facts, per-file ignores, `# noqa` and unused sup
 from __future__ import annotations
 
 import ast
-import codecs
 import dataclasses
-import io
 import itertools
 import operator
 import re
 import sys
-import tokenize
 import traceback
 from typing import Optional
 
 import libcst as cst
 
-from . import __version__, noqa, registry
-from .parsing import parse_module
-from . import semantics as S
-from .context import CONTEXT_TYPES, SCOPE_TYPES, FileContext
-from .diagnostics import SAFE, UNSAFE, Diagnostic, Edit, Fix
-from .rule import ProjectRule, Rule, RuleFix
-from .walker import walk_module
+from .. import __version__
+from ..suppress import noqa
+from . import registry
+from ..syntax.parsing import parse_module
+from ..semantics import names as S
+from ..semantics.context import CONTEXT_TYPES, SCOPE_TYPES, FileContext
+from ..core.diagnostics import SAFE, UNSAFE, Diagnostic, Edit, Fix
+from ..core.rule import ProjectRule, Rule, RuleFix
+from ..core.source import decode
+from ..syntax.walker import walk_module
 
 # Words of which a file must contain one for the per-file rules to have anything to find.
 TRIGGERS = ("jax", "equinox", "eqx", "lax", "Primitive", "primitive", "noqa")
@@ -70,7 +70,7 @@ class RunConfig:
         self.settings = settings
         self.enabled = enabled if enabled is not None else settings.enabled_codes()
         rules = registry.all_rules()
-        from .index import COLLECTORS
+        from ..project.index import COLLECTORS
 
         self.rule_classes = [
             cls for code, cls in rules.items()
@@ -104,14 +104,6 @@ class RunConfig:
         self.triggers = TRIGGERS + tuple(
             {q.split(".")[0] for q in settings.jit_decorators + settings.transforms + settings.solvers}
         )
-
-
-def decode(data: bytes) -> tuple[str, str]:
-    """Decode source bytes as Python does (BOM, coding cookie, default UTF-8). Returns (text,
-    encoding); raises UnicodeDecodeError / SyntaxError / LookupError on bad input."""
-    encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-    codecs.lookup(encoding)
-    return data.decode(encoding), encoding
 
 
 def syntax_diagnostic(path: str, message: str, row: int, col: int) -> Diagnostic:
@@ -332,9 +324,7 @@ def _materialise(ctx: FileContext, run: RunConfig, result: FileResult) -> list:
     starts = None
     # A finding on a line that ends inside a multi-line string or with a backslash is silenced
     # by a `# noqa` on the line where that string/continuation ends (as Ruff).
-    from .noqa_writer import comment_rows
-
-    noqa_rows = comment_rows(ctx.source)
+    noqa_rows = noqa.comment_rows(ctx.source)
     docs = {c: registry.doc(c) for c in {r[0] for r in ctx.reports}}
     for code, node, message, rfix, requires, scope, hint in ctx.reports:
         pos = ctx.position(node, hint)
@@ -429,7 +419,7 @@ def _import_edit(ctx: FileContext, module: str, alias: Optional[str], starts: li
 # ---------------------------------------------------------------------------- project phase
 def finalize(results: list, run: RunConfig) -> list:
     """Cross-file rules, conditions, per-file ignores and suppressions -> final diagnostics."""
-    from .index import ProjectIndex
+    from ..project.index import ProjectIndex
 
     index = ProjectIndex.from_results(results)
     by_path = {r.path: r for r in results}

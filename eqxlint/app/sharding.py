@@ -20,7 +20,9 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from . import __version__, api, engine
+from .. import __version__
+from . import api
+from ..engine import run as engine
 from .cache import Cache
 from .config import ConfigError
 from .files import discover

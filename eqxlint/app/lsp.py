@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 from typing import Optional
 
-from . import __version__
+from .. import __version__
 
 log = logging.getLogger("eqxlint.lsp")
 
@@ -47,7 +47,8 @@ class Linter:
         self._lock = threading.Lock()
 
     def run_for(self, path: Path):
-        from . import api, config, engine
+        from . import api, config
+        from ..engine import run as engine
 
         try:
             settings = api.settings_for([path])
@@ -63,7 +64,8 @@ class Linter:
         return run
 
     def lint(self, text: str, path: Path) -> list:
-        from . import api, engine
+        from . import api
+        from ..engine import run as engine
 
         run = self.run_for(path)
         modname, is_pkg = api.module_name_for(path)
@@ -117,8 +119,9 @@ def build_server():
     from pygls.lsp.server import LanguageServer
     from pygls.uris import to_fs_path
 
-    from . import fixes, noqa_writer, registry
-    from .diagnostics import SAFE
+    from . import fixes, noqa_writer
+    from ..engine import registry
+    from ..core.diagnostics import SAFE
 
     server = LanguageServer("eqxlint", __version__)
     linter = Linter()

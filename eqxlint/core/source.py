@@ -1,0 +1,15 @@
+"""Source bytes to text, as Python decodes them."""
+
+from __future__ import annotations
+
+import codecs
+import io
+import tokenize
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """Decode source bytes as Python does (BOM, coding cookie, default UTF-8). Returns (text,
+    encoding); raises UnicodeDecodeError / SyntaxError / LookupError on bad input."""
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    codecs.lookup(encoding)
+    return data.decode(encoding), encoding
