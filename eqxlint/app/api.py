@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
@@ -121,9 +122,10 @@ def _read(path: Path) -> Optional[bytes]:
 
 def lint_files(
     files: Sequence[Path], settings: Settings, run: engine.RunConfig, cache: Cache, jobs: int,
-    notes: list,
+    notes: list, digests: Optional[dict] = None,
 ) -> list:
-    """Lint files (through the cache). Unreadable files become notes, not crashes."""
+    """Lint files (through the cache). Unreadable files become notes, not crashes. With
+    `digests`, records the content hash of the bytes each file's result was computed from."""
     results: list = [None] * len(files)
     todo = []
     keys = {}
@@ -137,6 +139,8 @@ def lint_files(
         if data is None:
             notes.append(f"{path}: cannot read file; skipped")
             continue
+        if digests is not None:
+            digests[str(path)] = fixes.content_hash(data)
         modname, is_pkg = module_name_for(path)
         key = cache.key(data, str(path), modname)
         hit = cache.get(key)
@@ -194,7 +198,8 @@ def check_paths(
         cache_root = settings.root / cache_root
     store = Cache(cache_root, settings.fingerprint(), enabled=cache)
     notes: list = []
-    results = lint_files(files, settings, run, store, jobs, notes)
+    digests: Optional[dict] = {} if (fix or diff) else None  # what each file's fixes are computed from
+    results = lint_files(files, settings, run, store, jobs, notes, digests)
     context_results = _project_context(files, settings, run, store, jobs)
     diags = _finalize(results, context_results, run)
     report = CheckReport(diags, len(files), [], [], notes, missing, {}, [])
@@ -202,7 +207,8 @@ def check_paths(
         report.errors.extend(r.errors)
         report.notes.extend(f"{r.path}: {n}" for n in r.notes)
     if fix or diff:
-        _apply_fixes(report, results, context_results, run, unsafe_fixes, write=write and not diff)
+        _apply_fixes(report, results, context_results, run, unsafe_fixes, write=write and not diff,
+                     digests=digests)
     return report
 
 
@@ -245,75 +251,142 @@ def _project_context(files, settings, run, store, jobs) -> list:
     return lint_files(others, settings, run, store, jobs, [])
 
 
-def _apply_fixes(report: CheckReport, results, context_results, run, unsafe: bool, write: bool) -> None:
+def _apply_fixes(report: CheckReport, results, context_results, run, unsafe: bool, write: bool,
+                 digests: Optional[dict] = None) -> None:
     """Apply fixes file by file: non-overlapping fixes in one pass, re-lint, repeat until
-    nothing applicable is left (at most 10 rounds). A result that does not re-parse is never
-    written."""
+    nothing applicable is left (at most 10 rounds). Never writes a wrong result:
+
+    - a file reached under several names (symlinks in the tree) is fixed once, under one name;
+    - the file is locked while it is fixed (`fixes.FileLock`), so concurrent eqxlint runs take
+      turns, and its bytes are read under the lock;
+    - fixes are applied only to the exact bytes they were computed from: when the bytes differ
+      from those linted (`digests`: content hashes from `lint_files`), the file is linted again
+      first;
+    - before writing, the result must equal a fresh lint-and-fix of those bytes, must re-parse,
+      and the bytes on disk must still be those read (`fixes.write_atomic(expected=...)`)."""
     by_file: dict = {}
     for d in report.diagnostics:
         if fixes.applicable(d, unsafe):
             by_file.setdefault(d.filename, []).append(d)
     if not by_file:
         return
-    remaining = [d for d in report.diagnostics if d.filename not in by_file]
-    results_by_path = {r.path: r for r in results}
-    for path, diags in by_file.items():
+    digests = digests or {}
+    diags_of: dict = {}
+    for d in report.diagnostics:
+        diags_of.setdefault(d.filename, []).append(d)
+    names = list(dict.fromkeys([r.path for r in results] + list(diags_of)))
+    groups = _same_file_groups(names, by_file)
+    handled = {n for g in groups for n in g}
+    remaining = [d for d in report.diagnostics if d.filename not in handled]
+    for group in groups:
+        path, aliases = group[0], group[1:]
         p = Path(path)
         if p.suffix == ".ipynb":
             from . import notebook
 
-            final, applied = notebook.fix_notebook(p, diags, run, unsafe, write=write, report=report)
+            final, applied = notebook.fix_notebook(p, by_file[path], run, unsafe, write=write, report=report)
             report.fixed.extend(applied)
             remaining.extend(final)
+            for alias in aliases:  # the same notebook: its findings under the other name
+                remaining.extend(dataclasses.replace(d, filename=alias) for d in final)
             continue
-        data = _read(p)
-        if data is None:
-            remaining.extend(diags)
-            continue
-        try:
-            original, encoding = decode(data)
-        except (UnicodeDecodeError, SyntaxError, LookupError):
-            remaining.extend(diags)
-            continue
-        # `decode` returns 'utf-8-sig' for a file with a BOM: writing back with the same
-        # encoding restores it.
-        text = original
-        modname, is_pkg = module_name_for(p)
-        current = diags
-        applied_all = []
-        new_text = text
-        for _ in range(10):
-            outside = {id(d) for d in current if fixes.applicable(d, unsafe) and fixes.outside_finding(new_text, d)}
-            for d in current:
-                if id(d) in outside:
-                    report.rejected.append(f"{path}:{d.row}: {d.code} fix changes code outside the finding; not applied")
-            candidate, applied = fixes.apply_edits(new_text, [d for d in current if id(d) not in outside], unsafe)
-            if not applied or candidate == new_text:
-                break
-            if not fixes.reparses(candidate, text):
-                report.rejected.append(f"{path}: a fix produced code that does not parse; not written")
-                break
-            new_text = candidate
-            applied_all.extend(applied)
-            res = engine.lint_source(new_text, path, run, modname, is_pkg)
-            others = [r for r in results if r.path != path] + list(context_results)
-            current = [d for d in engine.finalize([res] + others, run) if d.filename == path]
-            results_by_path[path] = res
-            if not any(fixes.applicable(d, unsafe) for d in current):
-                break
-        if new_text != text:
-            report.diffs[path] = (text, new_text)
-            report.fixed.extend(applied_all)
-            remaining.extend(current)
-            if write:
-                try:
-                    fixes.write_atomic(p, new_text, encoding, expected=data)
-                except (OSError, UnicodeEncodeError) as e:
-                    report.rejected.append(f"{path}: could not write fixes: {e}")
-        else:
-            remaining.extend(diags)
+        new_text = _fix_one(report, path, diags_of.get(path, []), results, context_results, run, unsafe,
+                            write, digests.get(path), remaining)
+        for alias in aliases:
+            if new_text is None:
+                remaining.extend(diags_of.get(alias, []))
+            else:  # what remains of the fixed text, as linted under this name
+                remaining.extend(_relint(new_text, alias, results, context_results, run))
     remaining.sort(key=Diagnostic.sort_key)
     report.diagnostics = remaining
+
+
+def _same_file_groups(names: list, fixable: dict) -> list:
+    """The names of `names` with fixes to apply, grouped by the real file they name (symlinks
+    resolved); each group starts with the name the file is fixed under: one with fixes, not a
+    symlink if there is one."""
+    by_real: dict = {}
+    for n in names:
+        by_real.setdefault(os.path.realpath(n), []).append(n)
+    groups = []
+    for members in by_real.values():
+        with_fixes = [n for n in members if n in fixable]
+        if not with_fixes:
+            continue
+        primary = min(with_fixes, key=lambda n: (os.path.islink(n), n))
+        groups.append([primary] + [n for n in members if n != primary])
+    return groups
+
+
+def _relint(text: str, path: str, results, context_results, run) -> list:
+    """The final diagnostics of `path` holding `text`, with the rest of the project as linted."""
+    modname, is_pkg = module_name_for(Path(path))
+    res = engine.lint_source(text, path, run, modname, is_pkg)
+    others = [r for r in results if r.path != path] + list(context_results)
+    return [d for d in engine.finalize([res] + others, run) if d.filename == path]
+
+
+def _fix_one(report: CheckReport, path: str, diags: list, results, context_results, run, unsafe: bool,
+             write: bool, digest: Optional[str], remaining: list) -> Optional[str]:
+    """Fix one file (see `_apply_fixes`); returns the fixed text, or None when it is unchanged."""
+    p = Path(path)
+    try:
+        with fixes.FileLock(p) if write else contextlib.nullcontext() as locked:
+            data = locked.read() if locked is not None else _read(p)
+            if data is None:
+                remaining.extend(diags)
+                return None
+            return _fix_locked(report, path, data, diags, results, context_results, run, unsafe, write,
+                               digest, remaining)
+    except OSError as e:
+        report.rejected.append(f"{path}: could not fix: {e}")
+        remaining.extend(diags)
+        return None
+
+
+def _fix_locked(report: CheckReport, path: str, data: bytes, diags: list, results, context_results, run,
+                unsafe: bool, write: bool, digest: Optional[str], remaining: list) -> Optional[str]:
+    try:
+        # `decode` returns 'utf-8-sig' for a file with a BOM: writing back with the same
+        # encoding restores it.
+        text, encoding = decode(data)
+    except (UnicodeDecodeError, SyntaxError, LookupError):
+        remaining.extend(diags)
+        return None
+
+    def relint(new_text: str) -> list:
+        return _relint(new_text, path, results, context_results, run)
+
+    linted_these_bytes = digest is not None and digest == fixes.content_hash(data)
+    if not linted_these_bytes:
+        # The file changed since it was linted (another run fixed it, an editor saved it):
+        # findings and fixes are computed again on the bytes read now.
+        diags = relint(text)
+    out = fixes.fix_text(text, diags, relint, unsafe, path)
+    report.rejected.extend(out.rejected)
+    if out.text == text:
+        remaining.extend(out.remaining)
+        return None
+    if write and linted_these_bytes:
+        # Findings from the first pass (or the cache) must give exactly what a fresh lint of
+        # these bytes gives: never write a result computed from anything else.
+        check = fixes.fix_text(text, relint(text), relint, unsafe, path)
+        if check.text != out.text:
+            report.rejected.append(
+                f"{path}: the fixes differ from those of a fresh lint of the file; not written")
+            remaining.extend(diags)
+            return None
+    if write:
+        try:
+            fixes.write_atomic(Path(path), out.text, encoding, expected=data)
+        except (OSError, UnicodeEncodeError) as e:
+            report.rejected.append(f"{path}: could not write fixes: {e}")
+            remaining.extend(diags)
+            return None
+    report.diffs[path] = (text, out.text)
+    report.fixed.extend(out.applied)
+    remaining.extend(out.remaining)
+    return out.text
 
 
 def check_source(source: str, path: str = "<string>", *, settings: Optional[Settings] = None, module_name: str = "") -> list:

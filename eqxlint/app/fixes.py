@@ -1,13 +1,21 @@
-"""Applying fixes to text: non-overlapping edits in one pass, checked to re-parse."""
+"""Applying fixes to text: non-overlapping edits in one pass, checked to re-parse; and writing
+them safely: under a lock, only over the exact bytes they were computed from."""
 
 from __future__ import annotations
 
 import ast
+import dataclasses
+import hashlib
 import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: changes are still detected, not locked out
+    fcntl = None
 
 from ..core.diagnostics import SAFE
 
@@ -89,6 +97,92 @@ def outside_finding(source: str, diag) -> bool:
             continue
         return True
     return False
+
+
+@dataclasses.dataclass
+class FixOutcome:
+    text: str  # the fixed text (the input text when nothing applied)
+    applied: list  # diagnostics whose fixes were applied
+    remaining: list  # diagnostics of `text` (the input diagnostics when nothing applied)
+    rejected: list  # messages: fixes refused, results not kept
+
+
+def fix_text(text: str, diagnostics: list, relint: Callable[[str], list], unsafe: bool, label: str,
+             rounds: int = 10) -> FixOutcome:
+    """Fix one file's text: non-overlapping fixes of `diagnostics` (which must have been computed
+    on exactly `text`) in one pass, re-lint with `relint(new_text)`, repeat until nothing
+    applicable is left (at most `rounds` rounds). A fix that edits outside its finding is
+    skipped; a round whose result does not re-parse is dropped and ends the loop."""
+    current = diagnostics
+    applied_all: list = []
+    rejected: list = []
+    new_text = text
+    for _ in range(rounds):
+        outside = {id(d) for d in current if applicable(d, unsafe) and outside_finding(new_text, d)}
+        for d in current:
+            if id(d) in outside:
+                rejected.append(f"{label}:{d.row}: {d.code} fix changes code outside the finding; not applied")
+        candidate, applied = apply_edits(new_text, [d for d in current if id(d) not in outside], unsafe)
+        if not applied or candidate == new_text:
+            break
+        if not reparses(candidate, text):
+            rejected.append(f"{label}: a fix produced code that does not parse; not written")
+            break
+        new_text = candidate
+        applied_all.extend(applied)
+        current = relint(new_text)
+        if not any(applicable(d, unsafe) for d in current):
+            break
+    return FixOutcome(new_text, applied_all, current, rejected)
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Locked(OSError):
+    """Another process holds the file's fix lock (only with `blocking=False`)."""
+
+
+class FileLock:
+    """An exclusive advisory lock (`flock`) held by whoever is fixing the file a path names.
+
+    Writes replace the file by a rename, so the lock must be on the file the path names *now*:
+    after acquiring it on the opened file, the lock holder checks that the path still names that
+    same file (device and inode) and otherwise locks the file that replaced it. Entering returns
+    the locked file, opened for reading at offset 0, so the bytes read are the locked file's. On
+    a platform without `fcntl` nothing is locked (the expected-bytes check of `write_atomic`
+    still detects a concurrent writer)."""
+
+    def __init__(self, path, blocking: bool = True):
+        self.path = path
+        self.blocking = blocking
+        self.file = None
+
+    def __enter__(self):
+        while True:
+            real = os.path.realpath(self.path)
+            f = open(real, "rb")
+            try:
+                if fcntl is not None:
+                    flags = fcntl.LOCK_EX | (0 if self.blocking else fcntl.LOCK_NB)
+                    try:
+                        fcntl.flock(f.fileno(), flags)
+                    except BlockingIOError:
+                        raise Locked(f"{self.path} is being fixed by another process") from None
+                mine, now = os.fstat(f.fileno()), os.stat(real)
+            except BaseException:
+                f.close()
+                raise
+            if (mine.st_dev, mine.st_ino) == (now.st_dev, now.st_ino):
+                self.file = f
+                return f
+            f.close()  # replaced while we waited for the lock: lock its replacement
+
+    def __exit__(self, *exc) -> None:
+        if self.file is not None:
+            self.file.close()  # closing the file releases the lock
+            self.file = None
 
 
 class FileChanged(OSError):
