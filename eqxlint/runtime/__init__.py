@@ -4,7 +4,11 @@ Install with the `runtime` extra (`pip install eqxlint[runtime]`). This package 
 JAX and Equinox, and never imports LibCST or the linter.
 """
 
-from ._cond import filter_cond as filter_cond, StaticOutputMismatchError as StaticOutputMismatchError
+from ._cond import (
+    filter_cond as filter_cond,
+    filter_switch as filter_switch,
+    StaticOutputMismatchError as StaticOutputMismatchError,
+)
 from ._keys import split_by_tree as split_by_tree
 from ._primitive import (
     define_primitive as define_primitive,

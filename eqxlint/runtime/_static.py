@@ -1,10 +1,18 @@
-"""`assert_static_unchanged`: check that the static part of a state did not change."""
+"""`assert_static_unchanged`: check that the static part of a state did not change.
 
+Also the PyTree comparison shared with [`filter_cond`][] and [`filter_switch`][]: it walks
+two PyTrees side by side and names the path of every difference (static fields of an
+`eqx.Module` included), treating NaN static leaves as equal to NaN.
+"""
+
+import cmath
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
 import jax.tree_util as jtu
+import numpy as np
 from jaxtyping import PyTree
 
 
@@ -13,36 +21,140 @@ class StaticChangedError(AssertionError):
     non-array leaves, optionally array shapes/dtypes) of a PyTree changed."""
 
 
-def _aval(x: Any) -> tuple[tuple[int, ...], Any]:
-    return (tuple(x.shape), x.dtype)
+class _ArraySpec:
+    """Stands for an array leaf (its shape and dtype only) in a compared PyTree; it is
+    not a PyTree node, so it is a leaf."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, x: Any):
+        self.shape = tuple(x.shape)
+        self.dtype = x.dtype
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ArraySpec) and (self.shape, self.dtype) == (other.shape, other.dtype)
+
+    def __hash__(self) -> int:
+        return hash((self.shape, self.dtype))
+
+    def __repr__(self) -> str:
+        return f"{self.dtype}{list(self.shape)}"
 
 
-def _structure_diff(old: Any, new: Any, where: str) -> list[str]:
-    """Best-effort description of where two PyTrees' structures differ, looking inside
-    `eqx.Module` fields (static fields included), sequences and dicts."""
-    if type(old) is not type(new):
-        return [f"  {where}: {type(old).__name__} became {type(new).__name__}"]
-    if isinstance(old, eqx.Module):
-        out = []
-        for field in dataclasses.fields(old):
-            o, n = getattr(old, field.name, None), getattr(new, field.name, None)
+def _spec_tree(tree: PyTree[Any]) -> PyTree[Any]:
+    """`tree` with every array leaf (concrete or traced) replaced by its `_ArraySpec`."""
+    return jtu.tree_map(lambda x: _ArraySpec(x) if eqx.is_array(x) else x, tree)
+
+
+_FLOATS = (float, complex, np.floating, np.complexfloating)
+
+
+def _static_equal(a: Any, b: Any) -> bool:
+    """Equality of two static (non-array) values, where NaN equals NaN (also inside
+    tuples, lists, dicts and NumPy arrays)."""
+    if a is b:
+        return True
+    if isinstance(a, _FLOATS) and isinstance(b, _FLOATS):
+        if cmath.isnan(a) and cmath.isnan(b):
+            return True
+        return bool(a == b)
+    if type(a) in (tuple, list) and type(b) is type(a):
+        return len(a) == len(b) and all(map(_static_equal, a, b))
+    if type(a) is dict and type(b) is dict:
+        return a.keys() == b.keys() and all(_static_equal(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        try:
+            a, b = np.asarray(a), np.asarray(b)
+            return a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+        except Exception:  # noqa: BLE001 -- incomparable objects are different
+            return False
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 -- e.g. `==` returning an array of several values
+        return False
+
+
+def _describe(x: Any) -> str:
+    if isinstance(x, _ArraySpec):
+        return f"array {x}"
+    if x is None:
+        return "None"
+    return repr(x)
+
+
+def _describe_kind(x: Any) -> str:
+    if isinstance(x, _ArraySpec):
+        return f"array {x}"
+    if x is None:
+        return "None"
+    if _is_node(x):
+        return f"a {type(x).__name__}"
+    return f"static {type(x).__name__} {x!r}"
+
+
+def _is_node(x: Any) -> bool:
+    return x is not None and not jtu.treedef_is_leaf(jtu.tree_structure(x, is_leaf=lambda y: y is not x))
+
+
+Formatter = Callable[[str, str, str], str]
+
+
+def tree_differences(
+    a: PyTree[Any], b: PyTree[Any], where: str, fmt: Formatter, *, check_shapes: bool = True
+) -> list[str]:
+    """Every difference between the PyTrees `a` and `b` (arrays compared by shape and
+    dtype only, or not at all if `check_shapes=False`; static leaves and static fields
+    by value, NaN equal to NaN), one line per difference, each `fmt(path, a_part,
+    b_part)`. An empty list means "the same"."""
+    out: list[str] = []
+    _diff(_spec_tree(a), _spec_tree(b), where, fmt, check_shapes, out)
+    return out
+
+
+def _diff(a: Any, b: Any, where: str, fmt: Formatter, check_shapes: bool, out: list[str]) -> None:
+    if a is b:
+        return
+    a_arr, b_arr = isinstance(a, _ArraySpec), isinstance(b, _ArraySpec)
+    if a_arr and b_arr:
+        if check_shapes and a != b:
+            out.append(fmt(where, f"array {a}", f"{b}"))
+        return
+    if a_arr or b_arr or type(a) is not type(b):
+        out.append(fmt(where, _describe_kind(a), _describe_kind(b)))
+        return
+    if a is None:
+        return
+    if not _is_node(a):
+        if not _static_equal(a, b):
+            out.append(fmt(where, _describe(a), _describe(b)))
+        return
+    if isinstance(a, eqx.Module):
+        for field in dataclasses.fields(a):
+            fa, fb = getattr(a, field.name, None), getattr(b, field.name, None)
             if field.metadata.get("static", False):
-                if not (eqx.tree_equal(o, n) is True):
-                    out.append(f"  {where}.{field.name} (static field): {o!r} became {n!r}")
+                if not _static_equal(fa, fb):
+                    out.append(fmt(f"{where}.{field.name} (static field)", _describe(fa), _describe(fb)))
             else:
-                out.extend(_structure_diff(o, n, f"{where}.{field.name}"))
-        return out
-    if isinstance(old, (list, tuple)):
-        if len(old) != len(new):
-            return [f"  {where}: length {len(old)} became {len(new)}"]
-        return [d for i, (o, n) in enumerate(zip(old, new)) for d in _structure_diff(o, n, f"{where}[{i}]")]
-    if isinstance(old, dict):
-        if set(old) != set(new):
-            return [f"  {where}: keys {sorted(map(repr, old))} became {sorted(map(repr, new))}"]
-        return [d for k in old for d in _structure_diff(old[k], new[k], f"{where}[{k!r}]")]
-    if jtu.tree_structure(old) != jtu.tree_structure(new):
-        return [f"  {where}: {jtu.tree_structure(old)} became {jtu.tree_structure(new)}"]
-    return []
+                _diff(fa, fb, f"{where}.{field.name}", fmt, check_shapes, out)
+        return
+    if isinstance(a, (list, tuple)) and len(a) != len(b):
+        out.append(fmt(where, f"length {len(a)}", f"{len(b)}"))
+        return
+    if isinstance(a, dict) and a.keys() != b.keys():
+        out.append(fmt(where, f"keys {sorted(map(repr, a))}", f"{sorted(map(repr, b))}"))
+        return
+    children_a, def_a = jtu.tree_flatten_with_path(a, is_leaf=lambda y: y is not a)
+    children_b, def_b = jtu.tree_flatten_with_path(b, is_leaf=lambda y: y is not b)
+    meta_a, meta_b = def_a.node_data()[1], def_b.node_data()[1]
+    if not _static_equal(meta_a, meta_b) or len(children_a) != len(children_b):
+        out.append(fmt(where, f"{type(a).__name__} with metadata {meta_a!r}", f"{meta_b!r}"))
+        return
+    for (pa, ca), (pb, cb) in zip(children_a, children_b):
+        key = jtu.keystr(pa)
+        if key != jtu.keystr(pb):
+            out.append(fmt(where, f"children {key}", jtu.keystr(pb)))
+            return
+        _diff(ca, cb, where + key, fmt, check_shapes, out)
 
 
 def assert_static_unchanged(
@@ -53,8 +165,9 @@ def assert_static_unchanged(
     name: str = "state",
 ) -> None:
     """Partition `old` and `new` with `eqx.is_array` and check that their static parts
-    are equal: same PyTree structure, equal non-array leaves and (by default) the same
-    shape and dtype for every array leaf.
+    are equal: same PyTree structure (including the `eqx.field(static=True)` fields of
+    every `eqx.Module`), equal non-array leaves and (by default) the same shape and dtype
+    for every array leaf. A NaN static value is equal to NaN.
 
     Use it at the end of a loop step, before `eqx.combine`-ing a new dynamic part with
     an old static part. Everything compared is known at trace time, so it works inside
@@ -74,46 +187,11 @@ def assert_static_unchanged(
 
     **Raises:**
 
-    [`StaticChangedError`][] (an `AssertionError`) naming the path of every leaf that
-    changed, or describing the structure change.
+    [`StaticChangedError`][] (an `AssertionError`) naming the path of every leaf or
+    static field that changed, e.g. `state.mode (static field): 'a' became 'b'`.
     """
-    old_struct = jtu.tree_structure(old)
-    new_struct = jtu.tree_structure(new)
-    if old_struct != new_struct:
-        details = _structure_diff(old, new, name)
-        raise StaticChangedError(
-            f"the structure of {name} changed:\n"
-            + ("\n".join(details) + "\n" if details else "")
-            + f"  old: {old_struct}\n  new: {new_struct}"
-        )
-    _, old_static = eqx.partition(old, eqx.is_array)
-    _, new_static = eqx.partition(new, eqx.is_array)
-    old_leaves = jtu.tree_flatten_with_path(old, is_leaf=lambda x: x is None)[0]
-    new_leaves = jtu.tree_leaves(new, is_leaf=lambda x: x is None)
-    problems = []
-    for (path, o), n in zip(old_leaves, new_leaves):
-        where = f"{name}{jtu.keystr(path)}"
-        o_arr, n_arr = eqx.is_array(o), eqx.is_array(n)
-        if o_arr != n_arr:
-            kind = lambda x: "array" if eqx.is_array(x) else f"static {type(x).__name__}"
-            problems.append(f"  {where}: {kind(o)} became {kind(n)} ({n!r})")
-        elif o_arr:
-            if check_shapes and _aval(o) != _aval(n):
-                problems.append(
-                    f"  {where}: array {o.dtype}{list(o.shape)} became "
-                    f"{n.dtype}{list(n.shape)}"
-                )
-        elif not (eqx.tree_equal(o, n) is True):
-            problems.append(f"  {where}: {o!r} became {n!r}")
+    problems = tree_differences(
+        old, new, name, lambda where, o, n: f"  {where}: {o} became {n}", check_shapes=check_shapes
+    )
     if problems:
-        raise StaticChangedError(
-            f"the static part of {name} changed:\n" + "\n".join(problems)
-        )
-    # The static parts are equal leaf-by-leaf; also catch static data held in the
-    # treedefs of the static partitions (e.g. `eqx.field(static=True)`).
-    if jtu.tree_structure(old_static) != jtu.tree_structure(new_static):
-        raise StaticChangedError(
-            f"the static part of {name} changed (static fields in the PyTree "
-            f"structure):\n  old: {jtu.tree_structure(old_static)}\n"
-            f"  new: {jtu.tree_structure(new_static)}"
-        )
+        raise StaticChangedError(f"the static part of {name} changed:\n" + "\n".join(problems))

@@ -9,6 +9,7 @@ eqx = pytest.importorskip("equinox")
 import jax.numpy as jnp  # noqa: E402
 import jax.random as jr  # noqa: E402
 import jax.tree_util as jtu  # noqa: E402
+import numpy as np  # noqa: E402
 
 from eqxlint.runtime import (  # noqa: E402
     assert_static_unchanged,
@@ -184,5 +185,75 @@ def test_assert_static_unchanged_names_leaf():
         assert_static_unchanged(s, _State(jnp.ones(3), 0.1, "b"))
     with pytest.raises(StaticChangedError, match=r"state\[1\]: length 2 became 3"):
         assert_static_unchanged([1, (2, 3)], [1, (2, 3, 4)])
-    with pytest.raises(StaticChangedError, match="array became static"):
+    with pytest.raises(StaticChangedError, match=r"state\['a'\]: array float32\[2\] became static float 1\.0"):
         assert_static_unchanged({"a": jnp.ones(2)}, {"a": 1.0})
+
+
+# ---- filter_cond: issue 14 ----
+
+
+class _Act(eqx.Module):
+    w: jax.Array
+    act: object = eqx.field(static=True)
+
+
+@pytest.mark.parametrize("pred", [True, False, jnp.array(True), jnp.array(False)])
+def test_filter_cond_under_disable_jit(pred):
+    with jax.disable_jit():
+        y, tag = filter_cond(
+            pred, lambda x: (x + 1, "t"), lambda x: (x - 1, "t"), jnp.ones(2)
+        )
+    assert tag == "t"
+    assert jnp.allclose(y, 2.0 if bool(pred) else 0.0)
+
+
+def test_filter_cond_none_vs_array_names_the_leaf():
+    with pytest.raises(StaticOutputMismatchError) as info:
+        filter_cond(jnp.array(True), lambda x: (x, None), lambda x: (x, x), jnp.ones(2))
+    msg = str(info.value)
+    assert "at [1]: None (true_fun) != array float32[2] (false_fun)" in msg, msg
+    with pytest.raises(StaticOutputMismatchError, match=r"at \['y'\]: array float32\[2\] \(true_fun\) != float32\[1\]"):
+        filter_cond(jnp.array(True), lambda x: {"y": x}, lambda x: {"y": x[:1]}, jnp.ones(2))
+
+
+def test_filter_cond_static_field_mismatch_names_the_field():
+    with pytest.raises(StaticOutputMismatchError) as info:
+        jax.jit(
+            lambda x: filter_cond(
+                x[0] > 0, lambda x: _Act(x, jax.nn.relu), lambda x: _Act(x, jnp.tanh), x
+            )
+        )(jnp.ones(2))
+    msg = str(info.value)
+    assert "at .act (static field):" in msg and "(true_fun) !=" in msg, msg
+    assert "PyTreeDef" not in msg
+
+
+def test_filter_cond_nan_static_leaves_are_unchanged():
+    nan1, nan2 = float("nan"), float("nan")
+    assert nan1 is not nan2
+    y, s = filter_cond(jnp.array(True), lambda x: (x, nan1), lambda x: (x, nan2), jnp.ones(2))
+    assert s != s  # the NaN comes through
+    out = jax.jit(
+        lambda x: filter_cond(x[0] > 0, lambda x: _Act(x, nan1), lambda x: _Act(-x, nan2), x)
+    )(jnp.ones(2))
+    assert jnp.allclose(out.w, 1.0) and out.act != out.act
+    # NaN inside a static tuple, and inside a tuple in a static field
+    filter_cond(
+        True,
+        lambda x: (x, (1, nan1), _Act(x, (0.5, nan1))),
+        lambda x: (x, (1, nan2), _Act(x, (0.5, nan2))),
+        jnp.ones(2),
+    )
+
+
+def test_assert_static_unchanged_nan_is_unchanged():
+    nan1, nan2 = float("nan"), float("nan")
+    x = jnp.ones(2)
+    assert_static_unchanged((x, nan1), (x, nan2))
+    assert_static_unchanged(_Act(x, nan1), _Act(x, nan2))
+    assert_static_unchanged(_Act(x, (0.5, nan1)), _Act(x, (0.5, nan2)))
+    assert_static_unchanged({"a": np.nan}, {"a": float("nan")})
+    with pytest.raises(StaticChangedError, match=r"state\[1\]: nan became 1\.0"):
+        assert_static_unchanged((x, nan1), (x, 1.0))
+    with pytest.raises(StaticChangedError, match=r"state\.act \(static field\): nan became 0\.5"):
+        assert_static_unchanged(_Act(x, nan1), _Act(x, 0.5))
