@@ -27,8 +27,10 @@ def split_by_tree(
 
     **Arguments:**
 
-    - `key`: a single PRNG key: either a new-style typed key (`jax.random.key`, shape
-      `()`) or a legacy `uint32[2]` key (`jax.random.PRNGKey`).
+    - `key`: a single PRNG key of any implementation (threefry, rbg, unsafe_rbg, ...):
+      either a new-style typed key (`jax.random.key`, shape `()`) or a raw `uint32` key
+      (`jax.random.PRNGKey`) of the default implementation (`jax_default_prng_impl`:
+      shape `(2,)` for threefry, `(4,)` for rbg).
     - `tree`: any PyTree; only its structure is used (e.g. a tree of
       `jax.ShapeDtypeStruct`s or of arrays).
     - `is_leaf`: as for `jax.tree_util.tree_flatten`.
@@ -36,17 +38,37 @@ def split_by_tree(
     **Returns:**
 
     A PyTree with the structure of `tree` whose leaves are keys of the same kind as
-    `key` (typed keys stay typed, legacy keys stay `uint32[2]`).
+    `key` (typed keys stay typed with the same implementation, raw keys stay raw
+    `uint32` keys of the same shape).
+
+    **Raises:**
+
+    `ValueError` for a batch of keys, or for a raw key whose shape is not the default
+    implementation's.
     """
     leaves, treedef = jtu.tree_flatten(tree, is_leaf=is_leaf)
-    is_typed = jax.dtypes.issubdtype(jax.numpy.asarray(key).dtype, jax.dtypes.prng_key)
+    key = jax.numpy.asarray(key)
+    is_typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
     if is_typed:
-        if key.shape != ():
-            raise ValueError(f"split_by_tree expects a single key, got shape {key.shape}")
-    elif key.shape != (2,):
-        raise ValueError(
-            "split_by_tree expects a single typed key (`jax.random.key`) or a legacy "
-            f"uint32[2] key (`jax.random.PRNGKey`), got shape {key.shape}"
-        )
-    keys: Array = jr.split(key, len(leaves))
+        typed = key
+    else:
+        # A raw key belongs to the default implementation, whatever its key shape
+        # (looked up at call time: JAX's trace caches do not key on that setting).
+        try:
+            if key.dtype != jax.numpy.uint32:
+                raise TypeError
+            typed = jr.wrap_key_data(key)
+        except TypeError:
+            raw_shape = jr.key_data(jr.key(0)).shape
+            raise ValueError(
+                "split_by_tree expects a single key: a typed key (`jax.random.key`) or a "
+                f"raw uint32{list(raw_shape)} key (`jax.random.PRNGKey` with "
+                f"jax_default_prng_impl={jax.config.jax_default_prng_impl!r}), got "
+                f"{key.dtype}{list(key.shape)}"
+            ) from None
+    if typed.shape != ():
+        raise ValueError(f"split_by_tree expects a single key, got a batch of shape {typed.shape}")
+    keys: Array = jr.split(typed, len(leaves))
+    if not is_typed:
+        keys = jr.key_data(keys)
     return jtu.tree_unflatten(treedef, [keys[i] for i in range(len(leaves))])

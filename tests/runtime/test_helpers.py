@@ -257,3 +257,35 @@ def test_assert_static_unchanged_nan_is_unchanged():
         assert_static_unchanged((x, nan1), (x, 1.0))
     with pytest.raises(StaticChangedError, match=r"state\.act \(static field\): nan became 0\.5"):
         assert_static_unchanged(_Act(x, nan1), _Act(x, 0.5))
+
+
+# ---- split_by_tree: issue 14 ----
+
+
+@pytest.mark.parametrize("impl", ["rbg", "unsafe_rbg", "threefry2x32"])
+def test_split_by_tree_any_impl(impl):
+    tree = {"a": jnp.zeros(2), "b": (jnp.zeros(3), jnp.zeros(()))}
+    typed = jr.key(0, impl=impl)
+    keys = split_by_tree(typed, tree)
+    assert all(k.dtype == typed.dtype and k.shape == () for k in jtu.tree_leaves(keys))
+    assert len({tuple(np.asarray(jr.key_data(k)).ravel()) for k in jtu.tree_leaves(keys)}) == 3
+    old = jax.config.jax_default_prng_impl
+    jax.config.update("jax_default_prng_impl", impl)
+    try:
+        # a raw uint32 key of the default impl (shape (4,) for rbg), also under jit
+        raw = jr.PRNGKey(0)
+        # (a fresh function for jit: JAX's trace cache does not key on the default impl)
+        for fn in (split_by_tree, jax.jit(lambda k, t: split_by_tree(k, t))):
+            raw_keys = fn(raw, tree)
+            leaves = jtu.tree_leaves(raw_keys)
+            assert all(k.dtype == jnp.uint32 and k.shape == raw.shape for k in leaves)
+            assert len({tuple(np.asarray(k)) for k in leaves}) == 3
+            jtu.tree_map(lambda k, s: jr.normal(k, s.shape), raw_keys, tree)
+        # the typed key of the default impl gives the same keys as its raw data
+        same = split_by_tree(jr.wrap_key_data(raw), tree)
+        for k, r in zip(jtu.tree_leaves(same), jtu.tree_leaves(raw_keys)):
+            assert jnp.array_equal(jr.key_data(k), r)
+        with pytest.raises(ValueError, match="single"):
+            split_by_tree(jr.split(raw, 3), tree)
+    finally:
+        jax.config.update("jax_default_prng_impl", old)
