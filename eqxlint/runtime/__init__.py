@@ -4,6 +4,17 @@ Install with the `runtime` extra (`pip install eqxlint[runtime]`). This package 
 JAX and Equinox, and never imports LibCST or the linter.
 """
 
+try:
+    import equinox as _equinox
+    import jax as _jax
+except ModuleNotFoundError as _e:  # the `runtime` extra is not installed
+    raise ModuleNotFoundError(
+        f"eqxlint.runtime needs JAX and Equinox, but importing them failed ({_e}). "
+        "Install them with: pip install 'eqxlint[runtime]'",
+        name=_e.name,
+    ) from _e
+del _equinox, _jax
+
 from ._cond import (
     filter_cond as filter_cond,
     filter_switch as filter_switch,

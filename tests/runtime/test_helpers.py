@@ -289,3 +289,39 @@ def test_split_by_tree_any_impl(impl):
             split_by_tree(jr.split(raw, 3), tree)
     finally:
         jax.config.update("jax_default_prng_impl", old)
+
+
+# ---- import without the `runtime` extra: issue 14 ----
+
+_BLOCKER = """
+import sys, importlib.abc
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == {blocked!r} or name.startswith({blocked!r} + "."):
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+sys.meta_path.insert(0, _Block())
+import eqxlint  # the linter itself never needs the extra
+try:
+    import eqxlint.runtime
+except ImportError as e:
+    print(type(e).__name__, isinstance(e, ImportError), e.name, "|", e)
+else:
+    print("imported")
+"""
+
+
+@pytest.mark.parametrize("blocked", ["equinox", "jax"])
+def test_import_without_runtime_extra_says_what_to_install(blocked):
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run(
+        [sys.executable, "-c", _BLOCKER.format(blocked=blocked)],
+        capture_output=True, text=True, cwd=root, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.startswith("ModuleNotFoundError True " + blocked + " |"), out
+    assert "pip install 'eqxlint[runtime]'" in out and repr(blocked) in out, out
