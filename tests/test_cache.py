@@ -123,3 +123,85 @@ def test_one_file_in_a_project_reuses_a_whole_project_run(tmp_path, monkeypatch)
     (pkg / "m0.py").write_text("import jax\n\ndef f0(x):\n    return jax.numpy.cos(x)\n")
     api.check_paths(["pkg/m0.py"], jobs=1)
     assert linted == ["pkg/m0.py"]
+
+
+SCAN = '''import jax
+import jax.numpy as jnp
+from jax import lax
+
+
+def loss(params, h0):
+    def body(h, x):
+        return jnp.tanh(params * h + x), None
+    h, _ = lax.scan(body, h0, None, length=300)
+    return h
+
+
+grads = jax.grad(loss)
+'''
+
+
+def test_changing_a_rule_option_invalidates_the_cache(tmp_path, monkeypatch, capsys):
+    """Issue 16: a stale EQX205 after changing `min-length` (the cache key dropped rule options)."""
+    (tmp_path / "m.py").write_text(SCAN)
+    py = tmp_path / "pyproject.toml"
+    monkeypatch.chdir(tmp_path)
+    py.write_text("[tool.eqxlint]\n[tool.eqxlint.EQX205]\nmin-length = 64\n")
+    assert _check(capsys, ".") == [("m.py", 9, "EQX205")]
+    py.write_text("[tool.eqxlint]\n[tool.eqxlint.EQX205]\nmin-length = 512\n")
+    assert _check(capsys, ".") == [] == _check(capsys, "--no-cache", ".")
+    py.write_text("[tool.eqxlint]\n[tool.eqxlint.EQX205]\nmin-length = 300\n")
+    assert _check(capsys, ".") == [("m.py", 9, "EQX205")]
+
+
+def test_changing_per_file_ignores_with_a_warm_cache(tmp_path, monkeypatch, capsys):
+    """Per-file ignores are applied after the cache (to cached results too)."""
+    (tmp_path / "m.py").write_text(SCAN)
+    py = tmp_path / "pyproject.toml"
+    monkeypatch.chdir(tmp_path)
+    py.write_text("[tool.eqxlint]\n")
+    assert _check(capsys, ".") == [("m.py", 9, "EQX205")]
+    py.write_text('[tool.eqxlint]\nper-file-ignores = { "m.py" = ["EQX205"] }\n')
+    assert _check(capsys, ".") == []
+
+
+# Settings fields that decide what a file's (cached) result holds, and one change of each that
+# changes the result for some file. Every other field must say why it is not in the key.
+CHANGES_RESULTS = {
+    "select": ["EQX2"],
+    "extend_select": ["EQX306"],
+    "ignore": ["EQX209"],
+    "jit_decorators": ["mylib.jit"],
+    "transforms": ["mylib.scan"],
+    "solvers": ["mylib.solve"],
+    "rule_options": {"EQX205": {"min-length": 128}},
+}
+NOT_IN_THE_KEY = {
+    "root": "paths and module names are keyed per file",
+    "config_path": "its settings are what counts",
+    "per_file_ignores": "applied by finalize, after the cache",
+    "exclude": "decides which files are linted, not their results",
+    "extend_exclude": "decides which files are linted, not their results",
+    "respect_gitignore": "decides which files are linted, not their results",
+    "cache_dir": "where the cache is",
+}
+
+
+def test_cache_fingerprint_covers_every_setting_that_changes_results():
+    import dataclasses
+
+    from eqxlint.app.config import Settings
+    from eqxlint.engine import registry
+
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    assert fields == set(CHANGES_RESULTS) | set(NOT_IN_THE_KEY), "classify every Settings field"
+    base = Settings(root=Path("/tmp"), select=["EQX1", "EQX2"])
+    for name, value in CHANGES_RESULTS.items():
+        changed = dataclasses.replace(base, **{name: value})
+        assert changed.fingerprint() != base.fingerprint(), name
+    # Every option of every rule is in the key.
+    for code, cls in registry.all_rules().items():
+        for option, default in getattr(cls, "options", {}).items():
+            other = (not default) if isinstance(default, bool) else (default + 1 if isinstance(default, int) else "x")
+            changed = dataclasses.replace(base, rule_options={code: {option: other}})
+            assert changed.fingerprint() != base.fingerprint(), f"{code}.{option}"
