@@ -43,6 +43,7 @@ from ._scan import checkpointed_scan as checkpointed_scan, scan_schedule as scan
 from ._plan import (
     checkpoint_plan as checkpoint_plan,
     checkpointed_grad as checkpointed_grad,
+    filter_checkpointed_grad as filter_checkpointed_grad,
     CheckpointedGrad as CheckpointedGrad,
     CheckpointPlan as CheckpointPlan,
     ScanPlan as ScanPlan,

@@ -15,14 +15,16 @@ from jaxtyping import PyTree
 _Carry = TypeVar("_Carry")
 _X = TypeVar("_X")
 _Y = TypeVar("_Y")
-Checkpoints = Literal["sqrt", "binomial"] | int | tuple[int, ...]
+Checkpoints = Literal["auto", "sqrt", "binomial"] | int | tuple[int, ...]
 
 
 def _is_float(x: Any) -> bool:
     return eqx.is_array(x) and jnp.issubdtype(x.dtype, jnp.inexact)
 
 
-def scan_schedule(length: int, checkpoints: Checkpoints = "binomial") -> tuple[int, ...]:
+def scan_schedule(
+    length: int, checkpoints: Checkpoints = "auto", *, carry_bytes: int | None = None
+) -> tuple[int, ...]:
     """The nested segment sizes used by [`checkpointed_scan`][] for `length` steps.
 
     Returns `(b_1, ..., b_k)`, strictly decreasing: the whole scan is cut into segments
@@ -45,6 +47,8 @@ def scan_schedule(length: int, checkpoints: Checkpoints = "binomial") -> tuple[i
             raise ValueError(f"checkpoints must be >= 1, got {checkpoints}")
         block = math.ceil(length / checkpoints)
         return (block,) if checkpoints < length and block < length else ()
+    if checkpoints == "auto":
+        checkpoints = "binomial"  # TODO: choose from carry_bytes
     if checkpoints == "sqrt":
         # ~sqrt(n) checkpoints, and segments of ~sqrt(n) steps whose residuals are kept.
         block = math.ceil(math.sqrt(length))
