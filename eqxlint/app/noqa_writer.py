@@ -23,6 +23,7 @@ from . import fixes
 from ..suppress import noqa
 from ..suppress.noqa import comment_rows
 from ..core.source import decode
+from ..engine.materialise import line_starts
 
 NOT_SILENCED = ("EQX001", "EQX002")
 
@@ -36,7 +37,7 @@ def add_to_source(source: str, codes_by_row: dict, tokenize_source: Optional[str
     for row, codes in codes_by_row.items():
         wanted.setdefault(moved.get(row, row), set()).update(codes)
     sup = noqa.parse(source)
-    starts = engine.line_starts(source)
+    starts = line_starts(source)
     edits = []
     for row, codes in sorted(wanted.items()):
         if row - 1 >= len(starts):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-import libcst as cst
+import libcst as cst  # noqa: F401
+
+from ..syntax.nodes import is_false as is_false, is_true as is_true, keyword as keyword, positional as positional  # noqa: F401
 
 
 def trace_reason(scope) -> str:
@@ -39,22 +41,3 @@ def short(qualname: str) -> str:
         .replace("equinox.", "eqx.")
         .replace("jax.random.", "jr.")
     )
-
-
-def keyword(call: cst.Call, name: str) -> Optional[cst.Arg]:
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == name:
-            return arg
-    return None
-
-
-def positional(call: cst.Call) -> list:
-    return [a for a in call.args if a.keyword is None and not a.star]
-
-
-def is_true(expr) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "True"
-
-
-def is_false(expr) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "False"

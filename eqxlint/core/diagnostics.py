@@ -44,6 +44,9 @@ class Diagnostic:
     # Stable fingerprint inputs for baselines: enclosing function and normalised line text.
     context: str = ""
     line_text: str = ""
+    # Why the code is traced, when that is not local: the call chain, innermost step first
+    # (dicts with function, path, row, how, by). Shown in `full` and JSON output.
+    trace: Optional[list] = None
 
     def sort_key(self):
         return (self.filename, self.cell or 0, self.row, self.column, self.code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import hashlib
 import io
 import tokenize
 
@@ -13,3 +14,11 @@ def decode(data: bytes) -> tuple[str, str]:
     encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     codecs.lookup(encoding)
     return data.decode(encoding), encoding
+
+
+def digest(text: str) -> str:
+    """The digest of a decoded text (BOM excluded), which results record to tell whether a file
+    changed since it was linted."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

@@ -16,16 +16,17 @@ from typing import Optional
 
 import libcst as cst
 
-from .. import __version__
 from ..suppress import noqa
 from . import registry
 from ..syntax.parsing import parse_module
 from ..semantics import names as S
 from ..semantics.context import CONTEXT_TYPES, SCOPE_TYPES, FileContext
-from ..core.diagnostics import SAFE, UNSAFE, Diagnostic, Edit, Fix
-from ..core.rule import ProjectRule, Rule, RuleFix
-from ..core.source import decode
+from ..core.diagnostics import Diagnostic
+from ..core.rule import ProjectRule, Rule
+from ..core.source import decode, digest
 from ..syntax.walker import walk_module
+from ..project.index import ProjectIndex
+from .materialise import materialise
 
 # Words of which a file must contain one for the per-file rules to have anything to find.
 TRIGGERS = ("jax", "equinox", "eqx", "lax", "Primitive", "primitive", "noqa")
@@ -40,6 +41,12 @@ class FileResult:
     directives: list  # serialised noqa directives
     errors: list  # internal errors (strings)
     notes: list  # non-finding notes (e.g. LibCST could not parse valid Python)
+    # Findings only the whole project decides (see eqxlint.engine.materialise), and the digest
+    # of the text they were computed from.
+    candidates: list = dataclasses.field(default_factory=list)
+    digest: str = ""
+    # The text, kept in memory (never cached) while candidates may need it.
+    text: Optional[str] = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         return {
@@ -49,6 +56,8 @@ class FileResult:
             "directives": self.directives,
             "errors": self.errors,
             "notes": self.notes,
+            "candidates": self.candidates,
+            "digest": self.digest,
         }
 
     @classmethod
@@ -60,6 +69,8 @@ class FileResult:
             directives=data["directives"],
             errors=data["errors"],
             notes=data.get("notes", []),
+            candidates=data.get("candidates", []),
+            digest=data.get("digest", ""),
         )
 
 
@@ -70,7 +81,7 @@ class RunConfig:
         self.settings = settings
         self.enabled = enabled if enabled is not None else settings.enabled_codes()
         rules = registry.all_rules()
-        from ..project.index import COLLECTORS
+        from ..project.collectors import COLLECTORS
 
         self.rule_classes = [
             cls for code, cls in rules.items()
@@ -174,6 +185,7 @@ def lint_source(source: str, path: str, run: RunConfig, module_name: str = "", i
             options=run.settings.rule_options,
         )
         ctx.events, ctx.event_bounds = events, bounds
+        ctx.want = run.want
         ctx.reports = []
         stack = ctx.stack
         ctx.report = lambda code, node, message, fix=None, requires=None: ctx.reports.append(
@@ -181,8 +193,16 @@ def lint_source(source: str, path: str, run: RunConfig, module_name: str = "", i
         )
         ctx.build(events)
         _replay(ctx, events, run, result)
-        result.diagnostics.extend(_materialise(ctx, run, result))
         result.facts = _portable_facts(ctx.facts)
+        if any(r[4] is not None for r in ctx.reports):
+            result.digest = digest(source)
+            result.text = source
+            local = ProjectIndex.from_results([result])
+        else:
+            local = None
+        result.diagnostics.extend(materialise(ctx, run, result, local))
+        if not result.candidates:
+            result.text = None
     except RecursionError:
         result.notes.append("file too deeply nested to analyse; skipped")
     finally:
@@ -310,205 +330,12 @@ def _internal_error(result: FileResult, inst, ctx) -> None:
         sys.stderr.write(tb)
 
 
-def line_starts(source: str) -> list[int]:
-    starts = [0]
-    for m in _NEWLINE.finditer(source):
-        starts.append(m.end())
-    return starts
 
 
-def _materialise(ctx: FileContext, run: RunConfig, result: FileResult) -> list:
-    out = []
-    if not ctx.reports:
-        return out
-    starts = None
-    # A finding on a line that ends inside a multi-line string or with a backslash is silenced
-    # by a `# noqa` on the line where that string/continuation ends (as Ruff).
-    noqa_rows = noqa.comment_rows(ctx.source)
-    docs = {c: registry.doc(c) for c in {r[0] for r in ctx.reports}}
-    for code, node, message, rfix, requires, scope, hint in ctx.reports:
-        pos = ctx.position(node, hint)
-        if pos is None:
-            continue
-        row, col, end_row, end_col = pos
-        fix = None
-        if rfix is not None:
-            if starts is None:
-                starts = line_starts(ctx.source)
-            fix = _build_fix(ctx, rfix, starts, hint)
-        doc = docs.get(code)
-        fn = scope.function if scope is not None else None
-        out.append(
-            Diagnostic(
-                code=code, message=message, filename=ctx.path, row=row, column=col + 1,
-                end_row=end_row, end_column=end_col + 1,
-                severity=doc.severity if doc else "warning", fix=fix, noqa_row=noqa_rows.get(row, row),
-                requires=requires, context=_scope_path(fn),
-                line_text=" ".join(ctx.line_comment(row).split()),
-            )
-        )
-    return out
+def finalize(results: list, run, read=None) -> list:
+    from .finalize import finalize as _finalize
+
+    return _finalize(results, run, read)
 
 
-def _scope_path(scope) -> str:
-    names = []
-    while scope is not None:
-        if scope.name:
-            names.append(scope.name)
-        elif scope.kind == "lambda":
-            names.append("<lambda>")
-        scope = scope.parent
-    return ".".join(reversed(names))
-
-
-def _offset(starts: list[int], row: int, col: int) -> int:
-    return starts[row - 1] + col
-
-
-def _build_fix(ctx: FileContext, rfix: RuleFix, starts: list[int], hint=None) -> Optional[Fix]:
-    edits = []
-    for old, new in rfix.replacements:
-        rng = ctx.whitespace_range(old, hint)
-        if rng is None:
-            return None
-        start = _offset(starts, rng[0], rng[1])
-        end = _offset(starts, rng[2], rng[3])
-        old_code = ctx.module.code_for_node(old)
-        if ctx.source[start:end] != old_code:
-            return None  # the node's text does not round-trip: never guess
-        new_code = new if isinstance(new, str) else ctx.module.code_for_node(new)
-        edits.append(Edit(start, end, new_code))
-    for module, alias in rfix.imports:
-        if (alias or module) in ctx.aliases and ctx.aliases[alias or module] == module:
-            continue
-        if alias is None and module in ctx.aliases:
-            continue
-        edits.append(_import_edit(ctx, module, alias, starts))
-    edits.sort(key=lambda e: (e.start, e.end))
-    for a, b in zip(edits, edits[1:]):
-        if a.end > b.start:
-            return None
-    return Fix(rfix.message, rfix.applicability, tuple(edits))
-
-
-def _import_edit(ctx: FileContext, module: str, alias: Optional[str], starts: list[int]) -> Edit:
-    """Insert `import module as alias` after the last top-level import (or the docstring)."""
-    text = f"import {module} as {alias}" if alias and alias != module else f"import {module}"
-    newline = "\r\n" if "\r\n" in ctx.source[:4096] else "\n"
-    anchor = None
-    for i, stmt in enumerate(ctx.module.body):
-        small = stmt.body[0] if isinstance(stmt, cst.SimpleStatementLine) and stmt.body else None
-        if isinstance(small, (cst.Import, cst.ImportFrom)):
-            anchor = stmt
-        elif i == 0 and isinstance(small, cst.Expr) and isinstance(small.value, cst.SimpleString):
-            anchor = stmt  # the module docstring
-        elif anchor is not None or not isinstance(stmt, cst.SimpleStatementLine):
-            break
-    if anchor is not None:
-        rng = ctx.whitespace_range(anchor)
-        off = _offset(starts, rng[2], rng[3])
-    else:
-        off = 0
-        if ctx.module.body:
-            off = _offset(starts, ctx.position(ctx.module.body[0])[0], 0)
-    if off >= len(ctx.source) and ctx.source and not ctx.source.endswith(("\n", "\r")):
-        return Edit(off, off, newline + text + newline)
-    return Edit(off, off, text + newline)
-
-
-# ---------------------------------------------------------------------------- project phase
-def finalize(results: list, run: RunConfig) -> list:
-    """Cross-file rules, conditions, per-file ignores and suppressions -> final diagnostics."""
-    from ..project.index import ProjectIndex
-
-    index = ProjectIndex.from_results(results)
-    by_path = {r.path: r for r in results}
-    extra: dict = {}
-    for cls in run.project_rules:
-        opts = dict(cls.options)
-        opts.update(run.settings.rule_options.get(cls.code, {}))
-        for diag in cls.check_project(index, opts):
-            if diag.filename in by_path:
-                extra.setdefault(diag.filename, []).append(diag)
-    final = []
-    docs = registry.catalogue.load_all()
-    for r in results:
-        diags = [d for d in r.diagnostics if d.code in run.enabled or d.code == "EQX001"]
-        diags += extra.get(r.path, [])
-        diags = [d for d in diags if d.requires is None or index.satisfies(d.requires)]
-        ignored = run.settings.ignored_for(r.path)
-        diags = [d for d in diags if d.code not in ignored]
-        sup = _suppressions(r.directives)
-        kept = [d for d in diags if not sup.suppresses(d.code, d.noqa_row or d.row)]
-        if "EQX002" in run.enabled and "EQX002" not in ignored:
-            kept.extend(_unused(sup, r.path, run, docs))
-        for d in kept:
-            doc = docs.get(d.code)
-            if doc is not None:
-                d.severity = doc.severity
-        final.extend(kept)
-    final.sort(key=Diagnostic.sort_key)
-    return final
-
-
-def _suppressions(directives: list) -> noqa.Suppressions:
-    sup = noqa.Suppressions(lines={})
-    codes = []
-    for d in directives:
-        d = dict(d)
-        is_file = d.pop("file", False)
-        d["used"] = set()
-        directive = noqa.Directive(**d)
-        if is_file:
-            sup.file_directives.append(directive)
-            if directive.codes is None:
-                sup.file_all = True
-            else:
-                codes.extend(directive.codes)
-        else:
-            sup.lines[directive.row] = directive
-    sup.file_codes = tuple(codes)
-    return sup
-
-
-def _unused(sup: noqa.Suppressions, path: str, run: RunConfig, docs) -> list:
-    out = []
-    known = set(registry.all_codes())
-    for d in list(sup.lines.values()) + sup.file_directives:
-        if d.codes is None:
-            continue
-        ours = [c for c in d.codes if c.startswith("EQX")]
-        unknown = [c for c in ours if c not in known and not any(k.startswith(c) for k in known)]
-        unused = [
-            c for c in ours
-            if c not in unknown and not any(u.startswith(c) for u in d.used)
-            and any(k.startswith(c) for k in run.enabled)
-        ]
-        if not unknown and not unused:
-            continue
-        parts = []
-        if unused:
-            parts.append("unused: " + ", ".join(unused))
-        if unknown:
-            parts.append("unknown code: " + ", ".join(unknown))
-        remaining = [c for c in d.codes if c not in unused and c not in unknown]
-        message = f"Unused `noqa` directive ({'; '.join(parts)})"
-        fix = _remove_codes_fix(d, remaining, path)
-        out.append(
-            Diagnostic(
-                code="EQX002", message=message, filename=path, row=d.row, column=d.col + 1,
-                end_row=d.row, end_column=d.end_col + 1, severity="warning", fix=fix,
-                noqa_row=d.row, line_text=d.text,
-            )
-        )
-    return out
-
-
-def _remove_codes_fix(d, remaining: list, path: str) -> Optional[Fix]:
-    """Rewrite the directive without the unused codes, or remove it (with the spaces before it)."""
-    if remaining:
-        return Fix("Remove unused `noqa` codes", SAFE, (Edit(d.start, d.end, f"# noqa: {', '.join(remaining)}"),))
-    return Fix("Remove unused `noqa` directive", SAFE, (Edit(d.ws_start, d.end, ""),))
-
-
-__all__ = ["RunConfig", "FileResult", "lint_source", "lint_bytes", "finalize", "UNSAFE", "__version__"]
+__all__ = ["RunConfig", "FileResult", "lint_source", "lint_bytes", "finalize"]

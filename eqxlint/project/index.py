@@ -1,532 +1,13 @@
-"""The project index: facts that cross files, extracted from each file during its one walk and
-merged after all files are linted.
-
-Per file (JSON-serialisable, cached with the file's result):
-- `module`: the file's dotted module name; `exports`: its module-level import bindings (for
-  re-exports such as `from ._impl import p` in `__init__.py`);
-- `classes`: every class with its base classes (qualified) and whether it is locally known to be
-  an `eqx.Module` subclass;
-- `primitives`: custom primitives created (`Primitive("name")`, a project factory call), rules
-  registered on them (JVP, transpose, batching, abstract eval, lowering) by whatever name they are
-  imported under, functions that create primitives (factories) or register rules on a parameter
-  (registration helpers), and which primitives each JVP rule binds on tangents.
-"""
+"""The project index: the facts of every file merged after all files are linted (classes and
+their Module-ness across files, custom primitives and their rules, the call graph and what is
+traced across modules), and the conditions per-file findings carry, decided on it."""
 
 from __future__ import annotations
 
 from typing import Optional
 
-import libcst as cst
-
 from ..semantics import names as S
-from ..semantics.context import FileContext, Scope
-from ..syntax.walker import iter_subtree
-
-NONDIFF_MARK = "eqxlint: nondifferentiable"
-KINDS = ("abstract_eval", "lowering", "jvp", "transpose", "batching")
-
-
-_TABLE_SUFFIX = {q.rsplit(".", 2)[-2] + "." + q.rsplit(".", 1)[-1]: k for q, k in S.REGISTRATION_TABLES.items()}
-_CALL_SUFFIX = {q.rsplit(".", 2)[-2] + "." + q.rsplit(".", 1)[-1]: k for q, k in S.REGISTRATION_CALLS.items()}
-
-
-def registration_table(qn: Optional[str]) -> Optional[str]:
-    """Kind of rule table (`ad.primitive_jvps` -> "jvp"), also when the `ad`/`batching` module
-    is re-exported by a project compatibility shim (`from mypkg._compat import batching`)."""
-    if not qn:
-        return None
-    kind = S.REGISTRATION_TABLES.get(qn)
-    if kind is None and qn.count(".") >= 1:
-        kind = _TABLE_SUFFIX.get(".".join(qn.rsplit(".", 2)[-2:]))
-    return kind
-
-
-def registration_call(qn: Optional[str]):
-    if not qn:
-        return None
-    kinds = S.REGISTRATION_CALLS.get(qn)
-    if kinds is None and qn.count(".") >= 1:
-        kinds = _CALL_SUFFIX.get(".".join(qn.rsplit(".", 2)[-2:]))
-    return kinds
-
-
-def _is_test_path(path: str) -> bool:
-    p = path.replace("\\", "/")
-    name = p.rsplit("/", 1)[-1]
-    return "/tests/" in p or p.startswith("tests/") or name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
-
-
-class ModuleFacts:
-    """Collector: module name, import bindings, classes and their bases."""
-
-    def __init__(self, ctx: FileContext):
-        self.ctx = ctx
-
-    def end_file(self) -> None:
-        ctx = self.ctx
-        mod = ctx.module_name
-        classes = {}
-        for s in ctx.scopes:
-            if s.kind != "class" or s.parent is not ctx.module_scope:
-                continue
-            bases = []
-            for b in s.node.bases:
-                if b.keyword is None:
-                    val = b.value.value if isinstance(b.value, cst.Subscript) else b.value
-                    qn = ctx.qualname(val)
-                    if qn:
-                        bases.append(qn)
-            fields = {}
-            for stmt in s.node.body.body:
-                if isinstance(stmt, cst.SimpleStatementLine):
-                    for small in stmt.body:
-                        if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
-                            fields[small.target.value] = _is_static_field(ctx, small.value)
-            classes[f"{mod}.{s.name}"] = {
-                "bases": bases,
-                "module": ctx.is_module_class(s),
-                "fields": fields,
-            }
-        ctx.facts["module"] = mod
-        ctx.facts["path"] = ctx.path
-        ctx.facts["exports"] = {k: v for k, v in ctx.aliases.items()}
-        ctx.facts["classes"] = classes
-        ctx.facts["test"] = _is_test_path(ctx.path)
-
-
-def _is_static_field(ctx: FileContext, value) -> bool:
-    if isinstance(value, cst.Call) and ctx.qualname(value.func) in ("equinox.field", "equinox.static_field"):
-        for arg in value.args:
-            if arg.keyword is not None and arg.keyword.value == "static":
-                return isinstance(arg.value, cst.Name) and arg.value.value == "True"
-        return ctx.qualname(value.func) == "equinox.static_field"
-    return False
-
-
-class PrimitiveFacts:
-    """Collector: custom primitives and the rules registered on them."""
-
-    def __init__(self, ctx: FileContext):
-        self.ctx = ctx
-        self.defs: list = []
-        self.regs: list = []
-        self.helper_calls: list = []
-        self.factories: dict = {}
-        self.value_aliases: dict = {}
-        self.dynamic: list = []
-        self.module_names: Optional[set] = None
-        # JAX's own source tree defines the framework's core primitives, with rules registered
-        # through internal machinery: they are not custom primitives of a project.
-        framework = (ctx.module_name or "").split(".")[0] in ("jax", "jaxlib")
-        self.enabled = not framework and ("rimitive" in ctx.source or "bind" in ctx.source or "ad." in ctx.source)
-
-    # -- name resolution --------------------------------------------------------------
-    def _module_level_names(self) -> set:
-        if self.module_names is None:
-            names = set()
-            for stmt in self.ctx.module.body:
-                if isinstance(stmt, cst.SimpleStatementLine):
-                    for small in stmt.body:
-                        targets = []
-                        if isinstance(small, cst.Assign):
-                            targets = [t.target for t in small.targets]
-                        elif isinstance(small, cst.AnnAssign):
-                            targets = [small.target]
-                        for t in targets:
-                            for n in iter_subtree(t, (cst.Name,)):
-                                names.add(n.value)
-            self.module_names = names
-        return self.module_names
-
-    def _target(self, expr, scope: Scope):
-        """What a primitive expression refers to: ('q', qualname) | ('param', fn, index) |
-        ('local', fn, name) | None."""
-        ctx = self.ctx
-        fn = scope.function
-        if isinstance(expr, cst.Name):
-            name = expr.value
-            if fn is not None:
-                if name in fn.params:
-                    return ("param", fn, fn.params.index(name))
-                local = fn.info.get("prims", {})
-                if name in local:
-                    return ("local", fn, name)
-            if name in ctx.aliases:
-                return ("q", ctx.aliases[name])
-            if name in self._module_level_names() or name in ctx.module_scope.defs:
-                return ("q", f"{ctx.module_name}.{name}")
-            return None
-        if isinstance(expr, cst.Attribute):
-            if isinstance(expr.value, cst.Name) and expr.value.value in ("self", "cls"):
-                owner = fn.cls if fn is not None else (scope if scope.kind == "class" else None)
-                if owner is not None and owner.parent is ctx.module_scope:
-                    return ("q", f"{ctx.module_name}.{owner.name}.{expr.attr.value}")
-                return None
-            qn = ctx.qualname(expr)
-            if qn:
-                return ("q", qn)
-        return None
-
-    def _is_primitive_class(self, qn: Optional[str]) -> bool:
-        """`jax.extend.core.Primitive`, or `Primitive` re-exported by a project shim."""
-        if not qn:
-            return False
-        if qn in S.PRIMITIVE_CLASSES:
-            return True
-        if "HiPrimitive" in qn:
-            return False  # jax hijax primitives define their rules as methods
-        mine = (self.ctx.module_name or "").split(".")[0]
-        return qn.endswith(".Primitive") and qn.split(".")[0] in ("jax", mine)
-
-    def _is_primitive_ctor(self, call: cst.Call) -> Optional[str]:
-        """'direct' for Primitive(...) (or a local subclass), else the qualname of a project
-        callable that may be a factory, else None."""
-        ctx = self.ctx
-        qn = ctx.qualname(call.func)
-        if qn is None:
-            return None
-        if self._is_primitive_class(qn):
-            return "direct"
-        if isinstance(call.func, cst.Name):
-            for d in ctx.module_scope.lookup_def(call.func.value):
-                if d.kind == "class":
-                    for b in d.node.bases:
-                        if self._is_primitive_class(ctx.qualname(b.value)):
-                            return "direct"
-        top = qn.split(".")[0]
-        mine = (ctx.module_name or "").split(".")[0]
-        if (top == mine and mine) or qn.startswith(f"{ctx.module_name}."):
-            return qn
-        return None
-
-    # -- handlers -----------------------------------------------------------------------
-    def visit_Assign(self, node: cst.Assign) -> None:
-        if self.enabled:
-            self._assignment([t.target for t in node.targets], node.value, node)
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        if self.enabled and node.value is not None:
-            self._assignment([node.target], node.value, node)
-
-    def _assignment(self, targets: list, val, node) -> None:
-        ctx = self.ctx
-        scope = ctx.scope
-        fn = scope.function
-        # Where a name bound here lives: module level, a module-level class body, or a function.
-        if fn is None and scope.kind == "class" and scope.parent is ctx.module_scope:
-            prefix = f"{ctx.module_name}.{scope.name}."
-        elif fn is None and scope.kind == "module":
-            prefix = f"{ctx.module_name}."
-        else:
-            prefix = None
-        if isinstance(val, cst.Call):
-            kind = self._is_primitive_ctor(val)
-            if kind is not None:
-                for tgt in targets:
-                    if not isinstance(tgt, cst.Name):
-                        continue
-                    if fn is not None:
-                        if kind == "direct":
-                            fn.info.setdefault("prims", {})[tgt.value] = True
-                        continue
-                    if prefix is not None and (kind == "direct" or _looks_primitive(tgt.value, kind)):
-                        self._add_def(tgt, val, kind, prefix + tgt.value)
-        elif prefix is not None and isinstance(val, (cst.Name, cst.Attribute)):
-            # X = other_prim / _PRIM: ClassVar = _CONCAT_PRIM  (value aliases)
-            t = self._target(val, scope)
-            if t is not None and t[0] == "q":
-                for tgt in targets:
-                    if isinstance(tgt, cst.Name):
-                        self.value_aliases[prefix + tgt.value] = t[1]
-        for tgt in targets:
-            if isinstance(tgt, cst.Subscript):
-                kind = registration_table(ctx.qualname(tgt.value))
-                if kind is not None and tgt.slice and isinstance(tgt.slice[0].slice, cst.Index):
-                    self._register(tgt.slice[0].slice.value, (kind,), node, rule=val)
-
-    def _add_def(self, target: cst.Name, call: cst.Call, kind: str, qual: str) -> None:
-        ctx = self.ctx
-        name = None
-        if call.args and isinstance(call.args[0].value, cst.SimpleString):
-            ev = call.args[0].value.evaluated_value
-            name = ev if isinstance(ev, str) else None
-        pos = ctx.position(target)
-        row = pos[0]
-        nondiff = NONDIFF_MARK in ctx.line_comment(row) or NONDIFF_MARK in ctx.line_comment(row - 1)
-        if not nondiff:
-            # A multi-line definition may carry the mark on its last line.
-            end = ctx.position(call)
-            if end is not None:
-                nondiff = NONDIFF_MARK in ctx.line_comment(end[2])
-            for arg in call.args:
-                if arg.keyword is not None and arg.keyword.value == "differentiable":
-                    nondiff = nondiff or (isinstance(arg.value, cst.Name) and arg.value.value == "False")
-        self.defs.append(
-            {
-                "qual": qual,
-                "name": name,
-                "row": pos[0],
-                "col": pos[1] + 1,
-                "end_row": pos[2],
-                "end_col": pos[3] + 1,
-                "via": None if kind == "direct" else kind,
-                "nondiff": nondiff,
-                "line_text": " ".join(ctx.line_comment(pos[0]).split()),
-            }
-        )
-
-    def visit_Call(self, node: cst.Call) -> None:
-        if not self.enabled:
-            return
-        ctx = self.ctx
-        qn = ctx.qualname(node.func)
-        positional = [a for a in node.args if a.keyword is None and not a.star]
-        kinds = registration_call(qn)
-        if kinds is not None and positional:
-            rule = positional[1].value if len(positional) > 1 else None
-            self._register(positional[0].value, kinds, node, rule=rule, api=qn)
-            return
-        func = node.func
-        if isinstance(func, cst.Attribute) and func.attr.value in S.REGISTRATION_METHODS:
-            kind = S.REGISTRATION_METHODS[func.attr.value]
-            if kind != "impl":
-                self._register(func.value, (kind,), node)
-            return
-        if qn is not None and node.args and not qn.startswith(("jax.", "equinox.", "numpy.")):
-            args = {}
-            named = [(str(i), a) for i, a in enumerate(positional)]
-            named += [(a.keyword.value, a) for a in node.args if a.keyword is not None]
-            for key, a in named:
-                t = self._target(a.value, ctx.scope)
-                if t is not None and t[0] == "q":
-                    args[key] = t[1]
-                elif t is not None and t[0] == "param":
-                    args[key] = ("param", t[2])
-            if args:
-                if any(isinstance(v, tuple) for v in args.values()):
-                    fq = self._fn_qual(ctx.scope)
-                    if fq is not None:
-                        self._factory(fq, ctx.scope.function)  # records its parameter names
-                self.helper_calls.append(
-                    {"callee": qn, "args": {k: v for k, v in args.items() if isinstance(v, str)},
-                     "fn": self._fn_qual(ctx.scope),
-                     "param_args": {k: v[1] for k, v in args.items() if isinstance(v, tuple)}}
-                )
-
-    def visit_Decorator(self, node: cst.Decorator) -> None:
-        if not self.enabled:
-            return
-        dec = node.decorator
-        if isinstance(dec, cst.Attribute) and dec.attr.value in S.REGISTRATION_METHODS:
-            kind = S.REGISTRATION_METHODS[dec.attr.value]
-            if kind != "impl":
-                scope = self.ctx.scope.parent or self.ctx.scope
-                self._register(dec.value, (kind,), node, scope=scope)
-
-    def visit_Return(self, node: cst.Return) -> None:
-        if not self.enabled or node.value is None:
-            return
-        fn = self.ctx.scope.function
-        if fn is None or fn.kind != "function":
-            return
-        qual = self._fn_qual(fn)
-        if qual is None:
-            return
-        val = node.value
-        # return cast(Primitive, prim)
-        if isinstance(val, cst.Call) and self.ctx.qualname(val.func) in ("typing.cast", "cast") and len(val.args) == 2:
-            val = val.args[1].value
-        fact = self._factory(qual, fn)
-        if isinstance(val, cst.Name) and val.value in fn.info.get("prims", {}):
-            fact["creates"] = True
-        elif isinstance(val, cst.Call):
-            kind = self._is_primitive_ctor(val)
-            if kind == "direct":
-                fact["creates"] = True
-            elif kind is not None:
-                fact["returns"].append(kind)
-
-    def _factory(self, qual: str, fn: Scope) -> dict:
-        fact = self.factories.get(qual)
-        if fact is None:
-            fact = {"creates": False, "returns": [], "registers": [], "params": {}, "names": list(fn.params)}
-            self.factories[qual] = fact
-        return fact
-
-    def _fn_qual(self, scope: Scope) -> Optional[str]:
-        fn = scope.function
-        if fn is None or fn.kind != "function":
-            return None
-        names = []
-        s = fn
-        while s is not None and s.kind != "module":
-            if s.kind == "lambda":
-                return None
-            names.append(s.name)
-            s = s.parent
-        return f"{self.ctx.module_name}." + ".".join(reversed(names))
-
-    def _register(self, prim_expr, kinds: tuple, node, *, rule=None, api=None, scope=None) -> None:
-        ctx = self.ctx
-        scope = scope or ctx.scope
-        targets = [prim_expr]
-        # for p in (a_p, b_p): ad.deflinear2(p, ...)
-        if isinstance(prim_expr, cst.Name):
-            loop = self._loop_values(prim_expr.value)
-            if loop is not None:
-                targets = loop
-        binds = self._tangent_binds(rule, kinds, api) if "jvp" in kinds and rule is not None else []
-        discrete = "abstract_eval" in kinds and self._discrete_output(node)
-        for expr in targets:
-            t = self._target(expr, scope)
-            if t is None:
-                fn = scope.function
-                if fn is not None and fn.cls is not None:
-                    # getattr(cls, "_PRIM").def_abstract_eval(...) in a base-class method: a
-                    # registration for every subclass's primitive, not resolvable statically.
-                    for k in kinds:
-                        if k not in self.dynamic:
-                            self.dynamic.append(k)
-                continue
-            if t[0] == "q":
-                reg = {"qual": t[1], "kinds": list(kinds), "binds": binds}
-                if discrete:
-                    reg["discrete"] = True
-                self.regs.append(reg)
-            else:
-                fn = t[1]
-                qual = self._fn_qual(fn)
-                if qual is None:
-                    continue
-                fact = self._factory(qual, fn)
-                if t[0] == "local":
-                    fact["registers"].extend(k for k in kinds if k not in fact["registers"])
-                    fact.setdefault("binds", []).extend(binds)
-                else:
-                    lst = fact["params"].setdefault(str(t[2]), [])
-                    lst.extend(k for k in kinds if k not in lst)
-
-    def _discrete_output(self, node) -> bool:
-        """The abstract evaluation registered here returns a boolean or integer dtype (so the
-        primitive's output has no tangent and needs no JVP)."""
-        ctx = self.ctx
-        fn_expr = None
-        if isinstance(node, cst.Call):
-            args = [a for a in node.args if a.keyword is None]
-            fn_expr = args[0].value if args else None
-        elif isinstance(node, cst.Decorator):
-            scope = ctx.scope if ctx.scope.kind == "function" else None
-            return scope is not None and _DISCRETE.search(ctx.code(scope.node.body)) is not None
-        if fn_expr is None:
-            return False
-        if isinstance(fn_expr, cst.Lambda):
-            return _DISCRETE.search(ctx.code(fn_expr.body)) is not None
-        for fn in ctx.resolve_functions(fn_expr, ctx.scope):
-            if _DISCRETE.search(ctx.code(fn.node.body)):
-                return True
-        return False
-
-    def _loop_values(self, name: str):
-        for anc in reversed(self.ctx.stack):
-            if isinstance(anc, cst.For) and isinstance(anc.target, cst.Name) and anc.target.value == name:
-                if isinstance(anc.iter, (cst.List, cst.Tuple, cst.Set)):
-                    return [e.value for e in anc.iter.elements]
-                return None
-        return None
-
-    def _tangent_binds(self, rule, kinds, api) -> list:
-        """Primitives a JVP rule binds with tangent-derived arguments (linear use -> EQX302)."""
-        ctx = self.ctx
-        fns = ctx.resolve_functions(rule, ctx.scope) if not isinstance(rule, cst.Lambda) else [ctx.scope_of.get(id(rule))]
-        if not fns and isinstance(rule, cst.Call):
-            for a in rule.args:
-                fns.extend(ctx.resolve_functions(a.value, ctx.scope))
-        out = []
-        for fn in fns:
-            if fn is None:
-                continue
-            params = list(fn.params)
-            if not params:
-                continue
-            if api and api.endswith(("defjvp", "defjvp2")):
-                tainted = {params[0]}  # g: the tangent of one input
-            else:
-                tainted = {params[1]} if len(params) > 1 else set()  # (primals, tangents)
-            body = fn.node.body
-            for node in iter_subtree(body, (cst.Assign, cst.Call)):
-                if isinstance(node, cst.Assign):
-                    for t in node.targets:
-                        _taint_targets(t.target, node.value, tainted)
-                elif isinstance(node.func, cst.Attribute) and node.func.attr.value == "bind":
-                    if any(_mentions(a.value, tainted) for a in node.args):
-                        t = self._target(node.func.value, fn)
-                        if t is not None and t[0] == "q":
-                            out.append(t[1])
-            for call in iter_subtree(body, (cst.Call,)):
-                # `zeros_like`-style helpers do not bind; project helpers that bind are followed
-                # one level when they are defined in this file.
-                if isinstance(call.func, cst.Name) and any(_mentions(a.value, tainted) for a in call.args):
-                    for callee in fn.lookup_def(call.func.value):
-                        if callee.kind == "function":
-                            for inner in iter_subtree(callee.node.body, (cst.Call,)):
-                                if isinstance(inner.func, cst.Attribute) and inner.func.attr.value == "bind":
-                                    t = self._target(inner.func.value, callee)
-                                    if t is not None and t[0] == "q":
-                                        out.append(t[1])
-        return sorted(set(out))
-
-    def end_file(self) -> None:
-        if self.defs or self.regs or self.factories or self.helper_calls or self.value_aliases or self.dynamic:
-            self.ctx.facts["primitives"] = {
-                "dynamic": self.dynamic,
-                "aliases": self.value_aliases,
-                "defs": self.defs,
-                "regs": self.regs,
-                "factories": self.factories,
-                "helpers": self.helper_calls,
-            }
-
-
-import re as _re
-
-_DISCRETE = _re.compile(r"\bbool_?\b|\b(u?int(8|16|32|64))\b|float0")
-
-
-_PRIMITIVE_NAME = _re.compile(r"(?i)(^|_)p$|prim")
-
-
-def _looks_primitive(target: str, factory: str) -> bool:
-    """A call of a project function counts as a candidate primitive definition when the bound
-    name (`relu_p`, `_CONCAT_PRIM`) or the factory (`make_jnp_primitive`, `create_vprim`) says so;
-    every other module-level `x = f(...)` is left out of the index."""
-    return bool(_PRIMITIVE_NAME.search(target) or _PRIMITIVE_NAME.search(factory.rsplit(".", 1)[-1]))
-
-
-def _taint_targets(target, value, tainted: set) -> None:
-    """`(x,), (t,) = primals, tangents`: taint element-wise when both sides are tuples of the
-    same length; otherwise every name bound is tainted iff the value mentions a tainted name."""
-    if isinstance(target, (cst.Tuple, cst.List)) and isinstance(value, (cst.Tuple, cst.List)):
-        tel = [e.value for e in target.elements]
-        vel = [e.value for e in value.elements]
-        if len(tel) == len(vel) and not any(isinstance(e, cst.StarredElement) for e in target.elements + value.elements):
-            for t, v in zip(tel, vel):
-                _taint_targets(t, v, tainted)
-            return
-    if _mentions(value, tainted):
-        for n in iter_subtree(target, (cst.Name,)):
-            tainted.add(n.value)
-
-
-def _mentions(expr, names: set) -> bool:
-    if not names:
-        return False
-    for n in iter_subtree(expr, (cst.Name,)):
-        if n.value in names:
-            return True
-    return False
-
-
-COLLECTORS = (ModuleFacts, PrimitiveFacts)
+from .collectors import KINDS as KINDS, NONDIFF_MARK as NONDIFF_MARK
 
 
 class Primitive:
@@ -632,11 +113,59 @@ class ProjectIndex:
                 return True
         return False
 
+    # -- conditions of per-file findings ---------------------------------------------------
+    @property
+    def graph(self):
+        """The project call graph and what it traces (`eqxlint.project.callgraph`)."""
+        g = self.__dict__.get("_graph")
+        if g is None:
+            from .callgraph import CallGraph
+
+            g = self._graph = CallGraph(self)
+        return g
+
     def satisfies(self, requires) -> bool:
-        kind, arg = requires[0], requires[1]
+        """Do all the conditions of a finding hold on the project? `requires` is one condition
+        tuple or a tuple of them:
+        - ("module_class", qual): the class is an `eqx.Module` subclass (across files);
+        - ("traced", fn, cond): the function is traced and the condition (JSON, see
+          `eqxlint.semantics.cond`) holds in its context;
+        - ("reverse", fn): reverse-mode AD runs through the function;
+        - ("consumes", callee, key): the project function draws from the key it receives at
+          `key` (position or name), or it is not the project's (assumed to consume it)."""
+        return all(self.holds(c) for c in conditions(requires))
+
+    def holds(self, c) -> bool:
+        kind = c[0]
         if kind == "module_class":
-            return self.canonical(arg) in self.module_classes
+            return self.canonical(c[1]) in self.module_classes
+        if kind == "traced":
+            from ..semantics import cond as C
+
+            return self.graph.holds(c[1], C.from_json(c[2]))
+        if kind == "reverse":
+            return self.graph.reverse(c[1])
+        if kind == "consumes":
+            return self.consumes(c[1], c[2])
         return True
+
+    def consumes(self, callee: str, key, _depth: int = 0) -> bool:
+        g = self.graph
+        targets = g.resolve(callee)
+        if not targets:
+            return True  # not the project's: a library function that takes a key draws from it
+        for t in targets:
+            fn = g.fns[t]
+            name = g._param_at(fn, key, 0)
+            if name is None:
+                continue
+            use = fn.fact.get("consumes", {}).get(name)
+            if use is True:
+                return True
+            if isinstance(use, list) and _depth < 4:
+                if any(self.consumes(r, k, _depth + 1) for r, k in use):
+                    return True
+        return False
 
     def class_fields(self, qual: str) -> dict:
         """Fields of a class and its project bases: name -> static?"""
@@ -783,3 +312,12 @@ class ProjectIndex:
 
 def _top(qual: str) -> str:
     return qual.split(".")[0]
+
+
+def conditions(requires) -> tuple:
+    """The condition tuples of a finding's `requires` (one condition or several)."""
+    if not requires:
+        return ()
+    if isinstance(requires[0], str):
+        return (tuple(requires),)
+    return tuple(tuple(c) for c in requires)

@@ -12,6 +12,7 @@ from typing import Iterable, Optional
 
 import libcst as cst
 
+from ..syntax.nodes import dotted as dotted
 from ..syntax.positions import LocalPositions
 from . import names as S
 
@@ -43,7 +44,7 @@ class TraceSite:
 class Scope:
     __slots__ = (
         "node", "kind", "name", "parent", "cls", "children", "defs", "calls", "traced",
-        "sites", "host", "ad_rule", "params", "info",
+        "sites", "host", "ad_rule", "params", "info", "ref", "_lambdas",
     )
 
     def __init__(self, node, kind: str, name: Optional[str], parent: Optional["Scope"]):
@@ -62,6 +63,10 @@ class Scope:
         self.ad_rule: Optional[str] = None  # "jvp" | "vjp" | "transpose" | "batching" | "lowering"
         self.params: tuple[str, ...] = ()
         self.info: dict = {}  # per-rule scratch space
+        # The function's (class's) name across the project: `pkg.mod.f`, `pkg.mod.C.m`,
+        # `pkg.mod.f.<locals>.g`, `pkg.mod.f.<lambda2>` (see `FileContext._push`).
+        self.ref: str = ""
+        self._lambdas = 0
 
     @property
     def function(self) -> Optional["Scope"]:
@@ -106,18 +111,6 @@ def _param_names(params: cst.Parameters) -> tuple[str, ...]:
     if params.star_kwarg is not None:
         names.append(params.star_kwarg.name.value)
     return tuple(names)
-
-
-def dotted(expr) -> Optional[str]:
-    """`a.b.c` for a Name/Attribute chain, else None (no alias resolution)."""
-    parts = []
-    while isinstance(expr, cst.Attribute):
-        parts.append(expr.attr.value)
-        expr = expr.value
-    if isinstance(expr, cst.Name):
-        parts.append(expr.value)
-        return ".".join(reversed(parts))
-    return None
 
 
 def canonical(qualname: str) -> str:
@@ -168,6 +161,9 @@ class FileContext:
         self.raw_aliases: dict[str, str] = {}  # as written, before canonicalisation
         self._qn_cache: dict = {}
         self.module_scope = Scope(module, "module", None, None)
+        self.module_scope.ref = module_name
+        self.refs: dict = {}  # ref -> Scope, for the functions and classes of this file
+        self._values = None
         self.scope_of: dict[int, Scope] = {}
         self.scopes: list[Scope] = []
         self.calls: list[tuple[cst.Call, Scope]] = []
@@ -191,6 +187,8 @@ class FileContext:
         other (and the context's `report` closure to the context), so without this the whole
         syntax tree would stay alive until the next cyclic garbage collection, which would then
         have to traverse it."""
+        if self._values is not None:
+            self._values.release()
         for scope in self.scopes:
             scope.parent = scope.cls = None
             scope.children, scope.defs, scope.sites, scope.info = [], {}, [], {}
@@ -239,6 +237,22 @@ class FileContext:
         self._compute_traced()
 
     def _push(self, s: Scope, parent: Scope) -> None:
+        base = parent.ref
+        if s.kind == "lambda":
+            parent._lambdas += 1
+            name = f"<lambda{parent._lambdas}>"
+        else:
+            name = s.name
+        if parent.kind == "function" or parent.kind == "lambda":
+            base = f"{base}.<locals>"
+        ref = f"{base}.{name}" if base else name
+        if ref in self.refs:
+            n = 2
+            while f"{ref}#{n}" in self.refs:
+                n += 1
+            ref = f"{ref}#{n}"
+        s.ref = ref
+        self.refs[ref] = s
         parent.children.append(s)
         self.scope_of[id(s.node)] = s
         self.scopes.append(s)
@@ -558,6 +572,22 @@ class FileContext:
                 if d.kind == "class" and id(d.node) in self.module_classes:
                     return True
         return False
+
+    def class_by_ref(self, ref: str) -> Optional[Scope]:
+        """The class of this file that `ref` names (`pkg.mod.C`), if any."""
+        s = self.refs.get(ref)
+        return s if s is not None and s.kind == "class" else None
+
+    @property
+    def values(self):
+        """The value analysis of this file (`eqxlint.semantics.values.FileValues`), computed on
+        first use: what each expression holds, and each function's summary."""
+        if self._values is None:
+            from .values import FileValues
+
+            self._values = FileValues(self)
+            self._values.run()
+        return self._values
 
     def is_module_class(self, scope: Scope) -> bool:
         return id(scope.node) in self.module_classes

@@ -110,6 +110,66 @@ TRANSFORMS: dict[str, tuple] = {
     "equinox.internal.filter_vmap": _F0,
 }
 
+# How each transform treats the function it traces (checked against JAX 0.10: which of a
+# function's parameters fail `bool(...)` under it, and whether jnp/lax operations on constants
+# are staged out). `eqxlint.semantics.tracing` reads these.
+#   jit:       every non-static parameter is a tracer, and every operation is staged;
+#   vmap:      every mapped parameter is a tracer (no staging of constants);
+#   fjit:      Equinox-filtered (or array-only) jit-like: only array parameters are tracers; staged;
+#   fvmap:     Equinox-filtered vmap: only array parameters are tracers;
+#   ad:        differentiation on its own (`grad`, `jvp`, ...): parameters keep concrete values,
+#              so Python control flow works; the function is still traced code (RULES.md);
+#   pass:      wrappers that only name or transport the function.
+TRANSFORM_KIND: dict[str, str] = {
+    "jax.jit": "jit", "jax.pmap": "jit", "jax.checkpoint": "jit", "jax.eval_shape": "jit",
+    "jax.make_jaxpr": "jit", "jax.shard_map": "jit", "jax.xmap": "jit",
+    "jax.lax.scan": "jit", "jax.lax.map": "jit", "jax.lax.associative_scan": "jit",
+    "jax.lax.while_loop": "jit", "jax.lax.fori_loop": "jit", "jax.lax.cond": "jit",
+    "jax.lax.switch": "jit", "jax.lax.custom_root": "jit", "jax.lax.custom_linear_solve": "jit",
+    "jax.closure_convert": "jit", "equinox.internal.while_loop": "jit",
+    "equinox.internal.scan": "jit",
+    "jax.vmap": "vmap",
+    "equinox.filter_jit": "fjit", "equinox.filter_pmap": "fjit",
+    "equinox.filter_checkpoint": "fjit", "equinox.filter_eval_shape": "fjit",
+    "equinox.filter_make_jaxpr": "fjit", "equinox.filter_shard_map": "fjit",
+    "equinox.filter_closure_convert": "fjit", "jax.experimental.checkify.checkify": "fjit",
+    "equinox.filter_vmap": "fvmap", "equinox.internal.filter_vmap": "fvmap",
+    "jax.grad": "ad", "jax.value_and_grad": "ad", "jax.jacfwd": "ad", "jax.jacrev": "ad",
+    "jax.jacobian": "ad", "jax.hessian": "ad", "jax.jvp": "ad", "jax.vjp": "ad",
+    "jax.linearize": "ad", "equinox.filter_grad": "ad", "equinox.filter_value_and_grad": "ad",
+    "equinox.filter_jvp": "ad", "equinox.filter_vjp": "ad", "equinox.filter_jacfwd": "ad",
+    "equinox.filter_jacrev": "ad", "equinox.filter_hessian": "ad",
+    "jax.named_call": "pass",
+}
+# Transforms whose result is called with the traced function's own arguments (`jax.jit(f)(x)`);
+# the others call it themselves (lax bodies, `jax.jvp(f, primals, tangents)`).
+WRAPPERS = frozenset(
+    {
+        "jax.jit", "jax.pmap", "jax.checkpoint", "jax.make_jaxpr", "jax.shard_map", "jax.xmap",
+        "jax.vmap", "jax.grad", "jax.value_and_grad", "jax.jacfwd", "jax.jacrev", "jax.jacobian",
+        "jax.hessian", "jax.named_call", "jax.experimental.checkify.checkify",
+        "equinox.filter_jit", "equinox.filter_pmap", "equinox.filter_checkpoint",
+        "equinox.filter_make_jaxpr", "equinox.filter_shard_map", "equinox.filter_vmap",
+        "equinox.internal.filter_vmap", "equinox.filter_grad", "equinox.filter_value_and_grad",
+        "equinox.filter_jacfwd", "equinox.filter_jacrev", "equinox.filter_hessian",
+    }
+)
+# Where a transform that calls the function itself takes its arguments: qualname ->
+# (first argument position, how the function is applied): "args" passes them as they are,
+# "tuple" takes a tuple of primals (jvp/vjp style).
+SELF_CALLING_ARGS = {
+    "jax.eval_shape": (1, "args"), "equinox.filter_eval_shape": (1, "args"),
+    "jax.vjp": (1, "args"), "equinox.filter_vjp": (1, "args"),
+    "jax.jvp": (1, "tuple"), "jax.linearize": (1, "args"), "equinox.filter_jvp": (1, "tuple"),
+}
+# Tree maps: the function is called on the leaves of the other arguments.
+TREE_MAPS = frozenset(
+    {"jax.tree_util.tree_map", "jax.tree.map", "jax.tree_map", "equinox.filter",
+     "jax.tree_util.tree_map_with_path", "jax.tree.map_with_path", "optax.tree_utils.tree_map_params"}
+)
+# Staging transforms: inside them every jnp/lax call yields a tracer (omnistaging).
+STAGING = frozenset(q for q, k in TRANSFORM_KIND.items() if k in ("jit", "fjit"))
+
 # Arguments of lax's implicit-differentiation helpers that run in tangent/transpose passes.
 TANGENT_SOLVE_ARGS = {
     "jax.lax.custom_root": ("jvp", 3, "tangent_solve"),

@@ -1,0 +1,1187 @@
+"""The value analysis: what each expression of a file holds, computed once per file.
+
+Every function body (and the module body) is interpreted once by the flow engine over a small
+lattice of abstract values (`Val`):
+
+- `ARR`: an array (a tracer when its condition holds); `RAW`: an array or a PyTree of arrays
+  (an unannotated parameter: its truth value may be a container's, so it is never claimed);
+- `BOX`: a Python container (its truthiness and length are static; its elements may be traced);
+- `STATIC`: a static Python value (literals, shapes, dtypes, `len`, numpy on static values,
+  `lax.psum(1, axis)`, arithmetic on those);
+- `KEY`: a PRNG key; `INST`: an instance of a class (`ref`); `CLS`: a class;
+- `FN`: a function (`ref`), possibly wrapped by transforms (`via`) or partially applied;
+- `Q`: a name of an external module or API (`ref` canonical, `raw` as imported);
+- `UNK`: unknown. Unknown is never claimed to be traced.
+
+Whether a value holds tracers is a condition (`eqxlint.semantics.cond`) over the function's
+calling context, so one analysis serves every caller, in any module. Beside the values, the
+analysis writes each function's *summary* (its parameters, the functions it calls or hands to
+transforms with the conditions of the arguments, what it returns, which key parameters it
+consumes): the project phase builds the call graph from them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+import libcst as cst
+
+from . import cond as C
+from . import names as S
+from . import tracing as T
+from . import types as TY
+from .flow import Domain, FlowEngine
+
+ARR, RAW, BOX, STATIC, KEY, INST, CLS, FN, Q, UNK = (
+    "arr", "raw", "box", "static", "key", "inst", "cls", "fn", "q", "unk",
+)
+
+
+class Val:
+    __slots__ = ("kind", "cond", "ref", "via", "skip", "bound", "items", "raw", "src", "virtual")
+
+    def __init__(self, kind, cond=C.FALSE, ref=None, via=(), skip=0, bound=(), items=None, raw=None, src=None, virtual=False):
+        self.kind = kind
+        self.cond = cond
+        self.ref = ref
+        self.via = via  # FN: wrap specs applied, innermost first
+        self.skip = skip  # FN: leading positional parameters already bound (self, partial args)
+        self.bound = bound  # FN: ((key, cond), ...) of partial's keyword arguments
+        self.items = items  # BOX: element values of a literal tuple/list
+        self.raw = raw  # Q: the name as imported (before canonicalisation)
+        self.src = src  # the parameter this value is, when it is one
+        self.virtual = virtual  # FN: a method looked up on `self` (subclass overrides apply)
+
+    def __repr__(self):  # pragma: no cover
+        return f"Val({self.kind}, {sorted(map(str, self.cond))}, {self.ref})"
+
+    @property
+    def traced(self) -> frozenset:
+        return self.cond
+
+
+_STATIC = Val(STATIC)
+_UNK = Val(UNK)
+_NONE = Val(STATIC)
+
+# Attributes of arrays that are static metadata.
+STATIC_ATTRS = frozenset(
+    {
+        "shape", "ndim", "dtype", "size", "aval", "weak_type", "sharding", "itemsize", "nbytes",
+        "named_shape", "__class__", "__name__", "device", "devices", "is_fully_addressable",
+    }
+)
+PASS_ATTRS = frozenset({"T", "mT", "real", "imag", "at"})
+ARRAY_METHODS = frozenset(
+    {
+        "sum", "mean", "any", "all", "prod", "std", "var", "argmax", "argmin", "cumsum", "nonzero",
+        "max", "min", "reshape", "astype", "squeeze", "ravel", "flatten", "transpose", "clip",
+        "conj", "swapaxes", "dot", "round", "set", "add", "get", "multiply", "divide", "power",
+        "apply", "take", "sort", "argsort", "cumprod", "repeat", "block_until_ready",
+    }
+)
+ARRAY_ONLY_ATTRS = frozenset(
+    {
+        "shape", "ndim", "dtype", "sum", "mean", "max", "min", "reshape", "astype", "at", "T",
+        "prod", "any", "all", "squeeze", "ravel", "flatten", "transpose", "clip", "argmax",
+        "argmin", "std", "var", "cumsum", "real", "imag", "conj", "swapaxes", "nonzero",
+    }
+)
+ARRAY_NAMESPACES = ("jax.numpy.", "jax.lax.", "jax.nn.", "jax.scipy.", "jax.random.", "jax.image.")
+STATIC_FUNCS = frozenset(
+    {
+        "jax.numpy.shape", "jax.numpy.ndim", "jax.numpy.size", "jax.numpy.dtype",
+        "jax.numpy.result_type", "jax.numpy.issubdtype", "jax.numpy.isdtype",
+        "jax.numpy.promote_types", "jax.numpy.can_cast", "jax.numpy.iscomplexobj",
+        "jax.numpy.isrealobj", "jax.numpy.isscalar", "jax.numpy.iinfo", "jax.numpy.finfo",
+        "jax.numpy.broadcast_shapes", "jax.lax.broadcast_shapes", "jax.lax.dtype",
+        "jax.numpy.ndarray", "jax.lax.axis_size", "jax.lax.psum_scatter_size",
+        "jax.random.key_impl", "jax.dtypes.issubdtype", "jax.dtypes.result_type",
+        "jax.dtypes.canonicalize_dtype", "jax.tree_util.tree_structure", "jax.tree.structure",
+        "jax.tree_util.tree_leaves", "jax.tree.leaves", "equinox.is_array",
+        "equinox.is_inexact_array", "equinox.is_array_like", "jax.core.is_concrete",
+        "jax.typeof", "jax.core.get_aval", "jax.lax.axis_index_static",
+    }
+)
+STATIC_LAST = frozenset(
+    {"ndim", "shape", "size", "dtype", "result_type", "issubdtype", "isdtype", "iinfo", "finfo",
+     "broadcast_shapes", "promote_types", "can_cast", "canonicalize_dtype", "dtypes"}
+)
+# Collectives that compute a static value on static operands (`lax.psum(1, axis)` = axis size).
+STATIC_ON_STATIC = frozenset({"jax.lax.psum", "jax.lax.pmax", "jax.lax.pmin", "jax.lax.pmean"})
+STATIC_BUILTINS = frozenset(
+    {
+        "len", "isinstance", "issubclass", "type", "callable", "hasattr", "id", "repr", "str",
+        "dir", "vars", "print", "hash", "format", "ord", "chr", "divmod", "abs", "round",
+    }
+)
+CONTAINER_BUILTINS = frozenset({"tuple", "list", "dict", "set", "frozenset", "sorted", "reversed", "zip", "enumerate", "map", "filter", "iter"})
+CONVERSIONS = frozenset({"bool", "int", "float", "complex"})
+PYTHON_TYPES = frozenset(
+    {"int", "float", "bool", "str", "complex", "tuple", "list", "dict", "bytes", "numpy.ndarray",
+     "numpy.generic", "numpy.number", "numbers.Number", "numbers.Integral", "numbers.Real",
+     "type", "slice", "range", "NoneType"}
+)
+TRACER_GUARD = re.compile(r"[Tt]racer|[Cc]oncret|is_constant|core\.Literal|disable_jit")
+COMPILE_TIME = frozenset({"jax.ensure_compile_time_eval", "jax.core.ensure_compile_time_eval", "jax.disable_jit"})
+KEY_PARAM = re.compile(r"^(key|keys|rng|rng_key|prng_key|prngkey|subkey|subkeys|\w+_key|\w+_rng|\w+_keys|key_\w+|k\d*)$")
+RANDOM = S.RANDOM + "."
+KEY_NOT_TAKING = frozenset(
+    {
+        f"{S.RANDOM}.PRNGKey", f"{S.RANDOM}.key", f"{S.RANDOM}.wrap_key_data", f"{S.RANDOM}.key_data",
+        f"{S.RANDOM}.key_impl", f"{S.RANDOM}.clone", f"{S.RANDOM}.default_prng_impl",
+        f"{S.RANDOM}.PRNGKeyArray", f"{S.RANDOM}.KeyArray", f"{S.RANDOM}.resolve_prng_impl",
+    }
+)
+
+
+def key_taking(qn: Optional[str]) -> bool:
+    """A jax.random function whose first argument is a key it consumes (samplers, split, fold_in)."""
+    return (
+        qn is not None and qn.startswith(RANDOM) and qn not in KEY_NOT_TAKING and qn.count(".") == 2
+        and qn.rsplit(".", 1)[1][:1].islower()
+    )
+
+
+def _shift(c: frozenset) -> frozenset:
+    """A condition of the enclosing function, seen from a nested function (closure)."""
+    if not c:
+        return c
+    out = []
+    for a in c:
+        if a == C.TRUE_ATOM:
+            return C.TRUE
+        if type(a) is str:
+            out.append("^" + a if a[:1] in "s^" else "p:^" + a[2:])
+        else:
+            out.append(("r", a[1], tuple((k, _shift(v)) for k, v in a[2])))
+    return frozenset(out)
+
+
+def _module_level(c: frozenset) -> frozenset:
+    """Module code runs eagerly, once: its values hold no tracers."""
+    return C.TRUE if C.TRUE_ATOM in c else C.FALSE
+
+
+def join_val(a: Val, b: Val) -> Val:
+    if a is b:
+        return a
+    if a.kind == b.kind and a.ref == b.ref:
+        if a.cond == b.cond and a.items is b.items and a.via == b.via and a.src == b.src:
+            return a
+        return Val(a.kind, C.join(a.cond, b.cond), a.ref, a.via, a.skip, a.bound, None, a.raw,
+                   a.src if a.src == b.src else None, a.virtual)
+    kinds = {a.kind, b.kind}
+    cond = C.join(a.cond, b.cond)
+    if kinds <= {STATIC, UNK}:
+        return _UNK if UNK in kinds else _STATIC
+    if ARR in kinds and kinds <= {ARR, STATIC, RAW}:
+        return Val(ARR, cond)
+    if KEY in kinds and kinds <= {KEY, STATIC, UNK}:
+        return Val(KEY, cond)
+    if kinds <= {FN, STATIC, UNK}:
+        return a if a.kind == FN else b
+    return Val(RAW, cond)
+
+
+# ---------------------------------------------------------------------------- summaries
+class Summary:
+    """What the project needs to know about one function (JSON via `to_json`)."""
+
+    __slots__ = ("ref", "scope", "params", "edges", "ret", "ret_fn", "consumes", "flags", "uses_array")
+
+    def __init__(self, ref, scope):
+        self.ref = ref
+        self.scope = scope
+        self.params: list = []
+        self.edges: list = []  # Edge
+        self.ret = C.FALSE
+        self.ret_fn = None  # (ref, via) of a function value it returns
+        self.consumes: dict = {}  # key param -> True (draws from it) | [(callee, key)] (passes it on)
+        self.flags: dict = {}
+        self.uses_array: set = set()
+
+
+class Edge:
+    """A call or hand-over from one function to another. `kind`: "call" (called with `args`),
+    "wrap" (given to a transform `via`, which traces it), "arg" (given to an external function,
+    which may call it), "host" (run on the host by a callback: not traced), "rule" (registered
+    as a custom differentiation/batching rule)."""
+
+    __slots__ = ("to", "kind", "args", "star", "fnargs", "via", "skip", "node", "label", "virtual")
+
+    def __init__(self, to, kind, node, args=(), star=C.FALSE, fnargs=(), via=(), skip=0, label="", virtual=False):
+        self.to, self.kind, self.node = to, kind, node
+        self.args, self.star, self.fnargs, self.via = args, star, fnargs, via
+        self.skip, self.label, self.virtual = skip, label, virtual
+
+
+# ---------------------------------------------------------------------------- the analysis
+class FileValues(Domain):
+    """Values of one file: `of(node)` for any analysed expression, `summaries` per function."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.vals: dict = {}
+        self.quiet_nodes: set = set()
+        self.summaries: dict = {}  # id(scope) -> Summary
+        self.module_env: dict = {}
+        self._quiet = 0
+        self._sum: Optional[Summary] = None
+        self._scope = None
+        self._outer: dict = {}
+        self._flat: dict = {}
+        self._flats: dict = {}  # id(scope) -> flow-insensitive env (for closures)
+        self.engine = FlowEngine(self)
+
+    # ------------------------------------------------------------------ driver
+    def run(self) -> None:
+        ctx = self.ctx
+        ms = ctx.module_scope
+        self._enter(ms, {}, {})
+        state: dict = {}
+        try:
+            self.engine.block(ctx.module.body, state)
+        except RecursionError:
+            self._quiet = 0
+        self.module_env = {k: _as_global(v) for k, v in self._flat.items()}
+        self._flats[id(ms)] = self.module_env
+        for scope in ctx.scopes:
+            if scope.kind in ("function", "lambda"):
+                try:
+                    self._function(scope)
+                except RecursionError:
+                    # Expressions nested thousands deep: this function is not analysed.
+                    self.summaries.pop(id(scope), None)
+                    self._quiet = 0
+
+    def release(self) -> None:
+        """Break the references between the analysis, its engine and the syntax tree."""
+        self.__dict__.clear()
+
+    def _enter(self, scope, outer: dict, flat: dict) -> None:
+        s = self.summaries.get(id(scope))
+        if s is None:
+            s = self.summaries[id(scope)] = Summary(scope.ref, scope)
+        self._sum, self._scope, self._outer, self._flat = s, scope, outer, flat
+
+    def _function(self, scope) -> None:
+        parent = scope.parent
+        while parent is not None and parent.kind == "class":
+            parent = parent.parent
+        pflat = self._flats.get(id(parent), {}) if parent is not None else {}
+        if parent is None or parent.kind == "module":
+            outer = self.module_env
+        else:
+            outer = {k: Val(v.kind, _shift(v.cond), v.ref, v.via, v.skip, v.bound, v.items, v.raw, None, v.virtual) for k, v in pflat.items()}
+            for k, v in self._flats.get(id(_outer_of(parent)), {}).items():
+                outer.setdefault(k, v)
+        flat: dict = {}
+        self._enter(scope, outer, flat)
+        state: dict = {}
+        summ = self._sum
+        node = scope.node
+        summ.params = self._params(scope, state)
+        if isinstance(node, cst.Lambda):
+            v = self.expr_val(node.body, state)
+            summ.ret = v.cond
+            if v.kind == FN:
+                summ.ret_fn = (v.ref, v.via)
+        else:
+            self.engine.block(node.body, state)
+        summ.flags["uses_array"] = sorted(summ.uses_array)
+        self._flats[id(scope)] = {**outer, **flat} if parent is not None and parent.kind != "module" else flat
+
+    def _params(self, scope, state: dict) -> list:
+        ctx = self.ctx
+        node = scope.node
+        p = node.params
+        out = []
+        items = [(x, False, None) for x in p.posonly_params] + [(x, False, None) for x in p.params]
+        if isinstance(p.star_arg, cst.Param):
+            items.append((p.star_arg, False, "*"))
+        items += [(x, True, None) for x in p.kwonly_params]
+        if p.star_kwarg is not None:
+            items.append((p.star_kwarg, True, "**"))
+        method = scope.cls is not None and scope.kind == "function" and not _is_static_method(ctx, node)
+        for i, (prm, kwonly, star) in enumerate(items):
+            name = prm.name.value
+            fact = {"n": name}
+            if kwonly:
+                fact["kw"] = True
+            if star:
+                fact["st"] = star
+            if prm.default is not None and _literal_default(prm.default):
+                fact["d"] = True
+            cond = C.param(name)
+            if i == 0 and method and not star:
+                fact["k"] = "self"
+                cls_ref = scope.cls.ref
+                v = Val(INST, cond, cls_ref, src=name)
+            else:
+                ak, aq = TY.annotation_kind(ctx, prm.annotation) if prm.annotation is not None else (None, None)
+                if ak is None and prm.annotation is None and KEY_PARAM.match(name):
+                    ak = "keyname"
+                if ak == "class":
+                    fact["k"] = "class"
+                    fact["c"] = aq.lstrip("?")
+                    v = Val(INST, cond, aq.lstrip("?"), src=name)
+                elif ak in ("array",):
+                    fact["k"] = ak
+                    v = Val(ARR, cond, src=name)
+                elif ak == "key":
+                    fact["k"] = "key"
+                    v = Val(KEY, cond, src=name)
+                elif ak == "keyname":
+                    v = Val(KEY, cond, src=name)
+                    fact["k"] = "keyname"
+                elif ak == "callable":
+                    fact["k"] = "callable"
+                    v = Val(FN, C.FALSE, f"%{scope.ref}:{name}", src=name)
+                elif ak in ("container", "pytree"):
+                    fact["k"] = ak
+                    v = Val(BOX if ak == "container" else RAW, cond, src=name)
+                elif ak == "static":
+                    fact["k"] = "static"
+                    v = Val(RAW, cond, src=name)
+                elif star == "*":
+                    v = Val(BOX, cond, src=name)
+                elif star == "**":
+                    v = Val(BOX, cond, src=name)
+                else:
+                    v = Val(RAW, cond, src=name)
+            state[name] = v
+            self._flat[name] = v
+            out.append(fact)
+        return out
+
+    # ------------------------------------------------------------------ queries
+    def of(self, node) -> Val:
+        """The value of an analysed expression (`UNK` when it was not analysed)."""
+        return self.vals.get(id(node), _UNK)
+
+    def cond(self, node) -> frozenset:
+        return self.vals.get(id(node), _UNK).cond
+
+    def is_quiet(self, node) -> bool:
+        """The node was analysed in a region that only runs with concrete values (inside
+        `jax.ensure_compile_time_eval()`, a branch guarded by a tracer test, ...)."""
+        return id(node) in self.quiet_nodes
+
+    def truth(self, expr) -> frozenset:
+        """The condition under which `bool(expr)` meets a tracer (and so raises)."""
+        inner = expr
+        while isinstance(inner, cst.UnaryOperation) and isinstance(inner.operator, cst.Not):
+            inner = inner.expression
+        if isinstance(inner, cst.BooleanOperation):
+            left = self.truth(inner.left)
+            # The right operand runs only when the left one lets it: a guard such as
+            # `not_tracer(i) and i > 0`, `isinstance(x, int) and x > 0` or a static flag
+            # (`numpy_resid and rank < n`) protects it.
+            if _has_guard_call(self.ctx, inner.left) or _is_flag(inner.left):
+                return left
+            return C.join(left, self.truth(inner.right))
+        v = self.vals.get(id(inner))
+        if v is None:
+            return C.FALSE
+        if v.kind in (ARR, KEY):
+            return v.cond
+        return C.FALSE
+
+    def summary(self, scope) -> Optional[Summary]:
+        return self.summaries.get(id(scope))
+
+    # ------------------------------------------------------------------ the domain
+    def copy(self, state):
+        return dict(state)
+
+    def join(self, states):
+        if len(states) == 1:
+            return states[0]
+        out = dict(states[0])
+        for st in states[1:]:
+            for k, v in st.items():
+                old = out.get(k)
+                out[k] = v if old is None else join_val(old, v)
+        return out
+
+    def expr(self, node, state) -> None:
+        self.expr_val(node, state)
+
+    def assign(self, node, state) -> None:
+        tp = type(node)
+        if tp is cst.Assign:
+            v = self.expr_val(node.value, state)
+            for t in node.targets:
+                self.bind(t.target, v, state, node.value)
+        elif tp is cst.AnnAssign:
+            if node.value is not None:
+                v = self.expr_val(node.value, state)
+                self.bind(node.target, v, state, node.value)
+        else:  # AugAssign
+            v = self.expr_val(node.value, state)
+            if isinstance(node.target, cst.Name):
+                old = state.get(node.target.value) or self._lookup(node.target.value)
+                new = _binop(old, v)
+                self._set(node.target.value, new, state)
+                self.vals[id(node.target)] = new
+            else:
+                self.expr_val(node.target, state)
+
+    def bind(self, target, v: Val, state: dict, value=None) -> None:
+        tp = type(target)
+        if tp is cst.Name:
+            self._set(target.value, v, state)
+            self.vals[id(target)] = v
+        elif tp is cst.Tuple or tp is cst.List:
+            els = target.elements
+            items = v.items
+            if items is None and isinstance(value, (cst.Tuple, cst.List)) and len(value.elements) == len(els):
+                items = tuple(self.of(e.value) for e in value.elements)
+            star = any(isinstance(e, cst.StarredElement) for e in els)
+            for i, el in enumerate(els):
+                if isinstance(el, cst.StarredElement):
+                    ev = Val(BOX, v.cond)
+                elif items is not None and not star and i < len(items):
+                    ev = items[i]
+                else:
+                    ev = _element(v)
+                self.bind(el.value, ev, state)
+        elif tp is cst.StarredElement:
+            self.bind(target.value, Val(BOX, v.cond), state)
+        else:
+            # attribute / subscript targets: evaluate their parts
+            if tp is cst.Attribute:
+                self.expr_val(target.value, state)
+            elif tp is cst.Subscript:
+                self.expr_val(target.value, state)
+                for el in target.slice:
+                    if isinstance(el.slice, cst.Index):
+                        self.expr_val(el.slice.value, state)
+
+    def _set(self, name: str, v: Val, state: dict) -> None:
+        state[name] = v
+        old = self._flat.get(name)
+        self._flat[name] = v if old is None else join_val(old, v)
+
+    def test(self, stmt, expr, state) -> None:
+        pass
+
+    def branch(self, stmt, expr, positive, state):
+        # isinstance(x, <Python types>) / x is None narrow x to a static value in the branch.
+        narrowed = _narrowing(self.ctx, expr, positive)
+        for name in narrowed:
+            state[name] = _STATIC
+        return state
+
+    def loop_target(self, stmt, state) -> None:
+        self._iter_bind(stmt.target, stmt.iter, state)
+
+    def enter_region(self, stmt, state):
+        quiet = False
+        if isinstance(stmt, cst.With):
+            for item in stmt.items:
+                it = item.item
+                if isinstance(it, cst.Call) and (self.ctx.qualname(it.func) or "") in COMPILE_TIME:
+                    quiet = True
+                if item.asname is not None:
+                    self.bind(item.asname.name, _UNK, state)
+        else:  # try: a handler for tracer errors means the body may meet tracers on purpose
+            for h in stmt.handlers:
+                if h.type is not None and TRACER_GUARD.search(self.ctx.code(h.type)):
+                    quiet = True
+        if quiet:
+            self._quiet += 1
+        return quiet
+
+    def leave_region(self, stmt, token, state) -> None:
+        if token:
+            self._quiet -= 1
+
+    def returns(self, stmt, state) -> None:
+        v = self.of(stmt.value) if stmt.value is not None else _NONE
+        s = self._sum
+        s.ret = C.join(s.ret, v.cond)
+        if v.kind == FN and s.ret_fn is None:
+            s.ret_fn = (v.ref, v.via)
+
+    def delete(self, stmt, state) -> None:
+        for n in _names_in(stmt.target):
+            if True:
+                if n in state and state[n].src is not None:
+                    self._sum.flags.setdefault("deleted", []).append(state[n].src)
+                state.pop(n, None)
+
+    def definition(self, stmt, state) -> None:
+        scope = self.ctx.scope_of.get(id(stmt))
+        if scope is None:
+            return
+        if isinstance(stmt, cst.ClassDef):
+            v = Val(CLS, ref=scope.ref)
+        else:
+            v = Val(FN, ref=scope.ref)
+        for dec in reversed(stmt.decorators):
+            d = self.expr_val(dec.decorator, state)
+            v = self._apply(d, [v], [None], dec, state, decorator=True)
+        self._set(stmt.name.value, v, state)
+
+    def other(self, small, state) -> None:
+        if isinstance(small, (cst.Global, cst.Nonlocal)):
+            return
+
+    # ------------------------------------------------------------------ expressions
+    def expr_val(self, e, state: dict) -> Val:
+        v = self._expr(e, state)
+        key = id(e)
+        self.vals[key] = v
+        if self._quiet:
+            self.quiet_nodes.add(key)
+        return v
+
+    def _lookup(self, name: str) -> Optional[Val]:
+        v = self._outer.get(name)
+        if v is not None:
+            return v
+        return None
+
+    def _name(self, e: cst.Name, state: dict) -> Val:
+        name = e.value
+        v = state.get(name)
+        if v is not None:
+            return v
+        v = self._lookup(name)
+        if v is not None:
+            return v
+        ctx = self.ctx
+        if name in ("True", "False", "None"):
+            return _STATIC
+        for d in self._scope_defs(name):
+            if d.kind == "class":
+                return Val(CLS, ref=d.ref)
+            return Val(FN, ref=d.ref)
+        raw = ctx.raw_aliases.get(name)
+        qn = ctx.qualname(e)
+        if raw is not None or qn is not None:
+            return Val(Q, ref=qn, raw=raw or qn)
+        return _UNK
+
+    def _scope_defs(self, name: str) -> list:
+        s = self._scope
+        return s.lookup_def(name) if s is not None else []
+
+    def _expr(self, e, state: dict) -> Val:
+        tp = type(e)
+        if tp is cst.Name:
+            return self._name(e, state)
+        if tp in _LITERALS:
+            return _STATIC
+        if tp is cst.Attribute:
+            return self._attribute(e, state)
+        if tp is cst.Call:
+            return self._call(e, state)
+        if tp is cst.Subscript:
+            return self._subscript(e, state)
+        if tp is cst.BinaryOperation:
+            a = self.expr_val(e.left, state)
+            b = self.expr_val(e.right, state)
+            if isinstance(e.operator, cst.MatrixMultiply):
+                self._array_use(a)
+                self._array_use(b)
+            if isinstance(e.operator, cst.Modulo) and isinstance(e.left, (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)):
+                return _STATIC
+            return _binop(a, b)
+        if tp is cst.UnaryOperation:
+            v = self.expr_val(e.expression, state)
+            if isinstance(e.operator, cst.Not):
+                return Val(ARR, v.cond) if v.kind in (ARR, KEY) and v.cond else _STATIC
+            return v if v.kind in (ARR, RAW, STATIC) else Val(RAW, v.cond)
+        if tp is cst.BooleanOperation:
+            a = self.expr_val(e.left, state)
+            b = self.expr_val(e.right, state)
+            return join_val(a, b)
+        if tp is cst.Comparison:
+            return self._comparison(e, state)
+        if tp is cst.IfExp:
+            self.expr_val(e.test, state)
+            a = self.expr_val(e.body, state)
+            b = self.expr_val(e.orelse, state)
+            return join_val(a, b)
+        if tp is cst.Tuple or tp is cst.List or tp is cst.Set:
+            items = tuple(self.expr_val(el.value, state) for el in e.elements)
+            return Val(BOX, C.join(*(i.cond for i in items)), items=items if tp is not cst.Set else None)
+        if tp is cst.Dict:
+            conds = []
+            for el in e.elements:
+                if isinstance(el, cst.DictElement):
+                    self.expr_val(el.key, state)
+                conds.append(self.expr_val(el.value, state).cond)
+            return Val(BOX, C.join(*conds))
+        if tp is cst.Lambda:
+            scope = self.ctx.scope_of.get(id(e))
+            return Val(FN, ref=scope.ref) if scope is not None else _UNK
+        if tp in _COMPREHENSIONS:
+            return self._comprehension(e, state)
+        if tp is cst.NamedExpr:
+            v = self.expr_val(e.value, state)
+            self.bind(e.target, v, state)
+            return v
+        if tp is cst.FormattedString:
+            for part in e.parts:
+                if isinstance(part, cst.FormattedStringExpression):
+                    self.expr_val(part.expression, state)
+            return _STATIC
+        if tp is cst.StarredElement:
+            return self.expr_val(e.value, state)
+        if tp is cst.Await or tp is cst.Yield:
+            if getattr(e, "value", None) is not None and isinstance(e.value, cst.BaseExpression):
+                self.expr_val(e.value, state)
+            return _UNK
+        return _UNK
+
+    def _array_use(self, v: Val) -> None:
+        if v.src is not None:
+            self._sum.uses_array.add(v.src)
+
+    def _attribute(self, e: cst.Attribute, state: dict) -> Val:
+        base = self.expr_val(e.value, state)
+        attr = e.attr.value
+        k = base.kind
+        if k == Q:
+            qn = self.ctx.qualname(e)
+            raw = f"{base.raw}.{attr}" if base.raw else qn
+            return Val(Q, ref=qn or raw, raw=raw)
+        if attr in ARRAY_ONLY_ATTRS:
+            self._array_use(base)
+        if k == INST:
+            return self._member(base, attr, e)
+        if k == CLS:
+            return Val(FN, ref=f"{base.ref}.{attr}")
+        if k in (ARR, RAW, KEY):
+            if attr in STATIC_ATTRS:
+                return _STATIC
+            if attr in PASS_ATTRS:
+                return Val(ARR if k == ARR else k, base.cond)
+            return Val(RAW, base.cond)
+        if k == STATIC:
+            return _STATIC
+        return _UNK
+
+    def _member(self, base: Val, attr: str, e) -> Val:
+        """An attribute of an instance: a field (by its declared kind) or a method."""
+        ctx = self.ctx
+        cls = ctx.class_by_ref(base.ref) if base.ref else None
+        self_access = isinstance(e.value, cst.Name) and base.src is not None and e.value.value == base.src and self._is_self(base)
+        if cls is None:
+            # A class of another file or library: methods are found by the project index.
+            if base.ref and not base.ref.startswith(("jax.", "equinox.", "numpy.")):
+                return Val(FN, ref=f"{base.ref}.{attr}", skip=1, virtual=self_access, src=None) if _looks_method(attr) else Val(RAW if base.cond else UNK, base.cond)
+            return _UNK
+        f = TY.all_fields(ctx, cls)[0].get(attr)
+        if f is not None:
+            if f.kind == "array":
+                return Val(ARR, base.cond)
+            if f.kind in ("static", "static-type"):
+                return _STATIC
+            ak, aq = TY.annotation_kind(ctx, f.ann)
+            if ak == "class":
+                return Val(INST, base.cond, aq.lstrip("?"))
+            if ak == "key":
+                return Val(KEY, base.cond)
+            if ak == "callable":
+                return Val(UNK)
+            return Val(RAW, C.FALSE) if not base.cond else Val(UNK)
+        for c in TY.mro(ctx, cls)[0]:
+            for d in c.defs.get(attr, []):
+                if d.kind == "function":
+                    if _is_property(ctx, d.node):
+                        return Val(RAW, C.ret(d.ref, (("self", base.cond),)) if base.cond else C.FALSE)
+                    return Val(FN, ref=d.ref, skip=1, virtual=self_access)
+        if not TY.mro(ctx, cls)[1]:
+            return Val(FN, ref=f"{base.ref}.{attr}", skip=1, virtual=self_access) if _looks_method(attr) else _UNK
+        return _UNK
+
+    def _is_self(self, v: Val) -> bool:
+        s = self._sum
+        return bool(s.params) and s.params[0].get("k") == "self" and s.params[0]["n"] == v.src
+
+    def _subscript(self, e: cst.Subscript, state: dict) -> Val:
+        base = self.expr_val(e.value, state)
+        idx = None
+        for el in e.slice:
+            if isinstance(el.slice, cst.Index):
+                idx = self.expr_val(el.slice.value, state)
+            else:
+                for part in (el.slice.lower, el.slice.upper, el.slice.step):
+                    if part is not None:
+                        self.expr_val(part, state)
+        k = base.kind
+        if k == STATIC:
+            return _STATIC
+        if k == BOX:
+            if base.items is not None and len(e.slice) == 1 and isinstance(e.slice[0].slice, cst.Index):
+                i = _int_literal(e.slice[0].slice.value)
+                if i is not None and -len(base.items) <= i < len(base.items):
+                    return base.items[i]
+            return Val(RAW, base.cond)
+        if k in (ARR, KEY):
+            c = base.cond if idx is None else C.join(base.cond, idx.cond if idx.kind == ARR else C.FALSE)
+            return Val(k, c)
+        if k == RAW:
+            return Val(RAW, base.cond)
+        if k == Q:
+            return Val(Q, ref=base.ref, raw=base.raw)  # typing subscripts (Float[Array, ""])
+        return _UNK
+
+    def _comparison(self, e: cst.Comparison, state: dict) -> Val:
+        left = self.expr_val(e.left, state)
+        conds = []
+        left_str = isinstance(e.left, (cst.SimpleString, cst.ConcatenatedString))
+        prev = left
+        static = True
+        for ct in e.comparisons:
+            v = self.expr_val(ct.comparator, state)
+            op = ct.operator
+            if isinstance(op, (cst.Is, cst.IsNot, cst.In, cst.NotIn)):
+                prev = v
+                continue
+            static = False
+            if left_str or isinstance(ct.comparator, (cst.SimpleString, cst.ConcatenatedString)):
+                prev = v
+                continue  # comparing with a string: a configuration flag
+            for side in (prev, v):
+                if side.kind in (ARR, RAW, KEY):
+                    conds.append(side.cond)
+            prev = v
+        if static or not conds:
+            return _STATIC
+        c = C.join(*conds)
+        return Val(ARR, c) if c else _STATIC
+
+    def _comprehension(self, e, state: dict) -> Val:
+        inner = dict(state)
+        f = e.for_in
+        while f is not None:
+            self.expr_val(f.iter, inner)
+            self._iter_bind(f.target, f.iter, inner)
+            for cond in f.ifs:
+                self.expr_val(cond.test, inner)
+            f = f.inner_for_in
+        if isinstance(e, cst.DictComp):
+            self.expr_val(e.key, inner)
+            v = self.expr_val(e.value, inner)
+        else:
+            v = self.expr_val(e.elt, inner)
+        return Val(BOX, v.cond)
+
+    def _iter_bind(self, target, it, state: dict) -> None:
+        ctx = self.ctx
+        if isinstance(it, cst.Call):
+            qn = ctx.qualname(it.func) if isinstance(it.func, (cst.Name, cst.Attribute)) else None
+            args = [a.value for a in it.args if a.keyword is None and not a.star]
+            if qn == "range":
+                self.bind(target, _STATIC, state)
+                return
+            if qn == "enumerate" and args and isinstance(target, (cst.Tuple, cst.List)) and len(target.elements) == 2:
+                self.bind(target.elements[0].value, _STATIC, state)
+                self.bind(target.elements[1].value, _element(self.of(args[0])), state)
+                return
+            if qn == "zip" and isinstance(target, (cst.Tuple, cst.List)) and len(target.elements) == len(args):
+                for el, a in zip(target.elements, args):
+                    self.bind(el.value, _element(self.of(a)), state)
+                return
+        self.bind(target, _element(self.of(it)), state)
+
+    # ------------------------------------------------------------------ calls
+    def _call(self, e: cst.Call, state: dict) -> Val:
+        f = self.expr_val(e.func, state)
+        args = [self.expr_val(a.value, state) for a in e.args]
+        return self._apply(f, args, e.args, e, state)
+
+    def _apply(self, f: Val, args: list, argnodes: list, node, state: dict, decorator: bool = False) -> Val:
+        """Calling `f` with `args` (decorators are calls with the function as the argument)."""
+        k = f.kind
+        if k == Q:
+            return self._call_api(f, args, argnodes, node, state)
+        if k == FN:
+            return self._call_function(f, args, argnodes, node, state)
+        if k == CLS:
+            self._edge_call(Val(FN, ref=f"{f.ref}.__init__", skip=1), args, argnodes, node)
+            return Val(INST, C.join(*(a.cond for a in args if a.kind != FN)), f.ref)
+        if k == INST:
+            self._edge_call(Val(FN, ref=f"{f.ref}.__call__", skip=1), args, argnodes, node)
+            return Val(RAW, C.ret(f"{f.ref}.__call__", self._argconds(args, argnodes, 1)))
+        if k in (ARR, RAW, KEY) and isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+            base = self.of(node.func.value)
+            meth = node.func.attr.value
+            if base.src is not None and meth in ARRAY_ONLY_ATTRS:
+                self._sum.uses_array.add(base.src)
+            if meth in ("item", "tolist"):
+                return _STATIC
+            if meth in STATIC_ATTRS or meth.startswith("__"):
+                return _STATIC
+            return Val(ARR if base.kind != RAW or meth in ARRAY_METHODS else RAW,
+                       C.join(base.cond, *(a.cond for a in args if a.kind in (ARR, RAW))))
+        # Unknown callee: a function handed to it may be called (reached, arguments unknown).
+        self._hand_over(args, argnodes, node, _label(self.ctx, node))
+        if k == RAW and f.src is not None:
+            # calling a parameter: a function-valued parameter
+            self._edge_call(Val(FN, ref=f"%{self._sum.ref}:{f.src}"), args, argnodes, node)
+        return _UNK
+
+    def _argconds(self, args: list, argnodes: list, skip: int) -> tuple:
+        out = []
+        i = skip
+        for a, an in zip(args, argnodes):
+            if an is not None and an.keyword is not None:
+                out.append((an.keyword.value, a.cond))
+            elif an is not None and an.star:
+                out.append(("*", a.cond))
+            else:
+                out.append((i, a.cond))
+                i += 1
+        return tuple(out)
+
+    def _edge_call(self, f: Val, args: list, argnodes: list, node, kind: str = "call") -> None:
+        pos = []
+        star = C.FALSE
+        fnargs = []
+        i = 0
+        for a, an in zip(args, argnodes):
+            key = None
+            if an is not None and an.keyword is not None:
+                key = an.keyword.value
+            elif an is not None and an.star:
+                star = C.join(star, a.cond)
+                continue
+            else:
+                key = f.skip + i
+                i += 1
+            pos.append((key, a.cond))
+            if a.kind == FN:
+                fnargs.append((key, a.ref, a.via))
+        bound = list(f.bound)
+        # partial's positional arguments occupy the first parameters after `skip`
+        self._sum.edges.append(
+            Edge(f.ref, kind, node, args=tuple(bound) + tuple(pos), star=star, fnargs=tuple(fnargs),
+                 via=f.via, skip=f.skip, label=_label(self.ctx, node), virtual=f.virtual)
+        )
+
+    def _call_function(self, f: Val, args: list, argnodes: list, node, state) -> Val:
+        self._edge_call(f, args, argnodes, node)
+        if f.via:
+            # a transformed function called: its result is an array when traced
+            return Val(ARR, C.join(C.STAGED_ONLY, *(a.cond for a in args)))
+        ac = self._argconds(args, argnodes, f.skip)
+        if f.bound:
+            ac = tuple(f.bound) + ac
+        return Val(RAW, C.ret(f.ref, ac))
+
+    def _hand_over(self, args: list, argnodes: list, node, label: str, kind: str = "arg") -> None:
+        for a in args:
+            if a.kind == FN:
+                self._sum.edges.append(Edge(a.ref, kind, node, via=a.via, skip=a.skip, args=a.bound, label=label))
+
+    def _call_api(self, f: Val, args: list, argnodes: list, node, state) -> Val:
+        ctx = self.ctx
+        qn = f.ref or ""
+        nodes = list(argnodes)
+        positional = [(a, an) for a, an in zip(args, nodes) if an is None or (an.keyword is None and not an.star)]
+        kinds = S.TRANSFORM_KIND
+        if qn in ("functools.partial", "partial") and positional:
+            fn, _ = positional[0]
+            if fn.kind == FN:
+                npos = len(positional) - 1
+                bound = list(fn.bound)
+                i = 0
+                for a, an in zip(args[1:], nodes[1:]):
+                    if an is not None and an.keyword is not None:
+                        bound.append((an.keyword.value, a.cond))
+                    elif an is None or not an.star:
+                        bound.append((fn.skip + i, a.cond))
+                        i += 1
+                # partial(jax.jit, static_argnums=...) used as a decorator factory
+                return Val(FN, fn.cond, fn.ref, fn.via, fn.skip + npos, tuple(bound), raw=fn.raw, virtual=fn.virtual)
+            if fn.kind == Q and fn.ref in kinds:
+                # partial(jax.jit, ...): a transform waiting for its function
+                return Val(Q, ref=fn.ref, raw=fn.raw, items=(node,))
+            return _UNK
+        if qn in kinds:
+            return self._transform(f, qn, args, nodes, node, state)
+        if qn in S.HOST_CALLBACKS:
+            self._hand_over(args, nodes, node, T.short(qn), kind="host")
+            return Val(ARR, C.join(C.STAGED_ONLY, *(a.cond for a in args[1:] if a.kind != FN)))
+        if qn in S.CUSTOM_JVP or qn in S.CUSTOM_VJP:
+            for a in args:
+                if a.kind == FN:
+                    self._sum.edges.append(Edge(a.ref, "custom", node, label=T.short(qn)))
+                    return Val(FN, a.cond, a.ref, a.via + ({"t": qn},), a.skip, a.bound)
+            return Val(Q, ref=qn, raw=f.raw)  # custom_jvp(nondiff_argnums=...) as a factory
+        if qn in S.TREE_MAPS and positional and positional[0][0].kind == FN:
+            fn = positional[0][0]
+            rest = tuple((fn.skip + i, a.cond) for i, (a, _) in enumerate(positional[1:]))
+            self._sum.edges.append(Edge(fn.ref, "call", node, args=tuple(fn.bound) + rest, via=fn.via, skip=fn.skip, label=T.short(qn)))
+            return Val(RAW, C.ret(fn.ref, rest))
+        if qn.startswith(RANDOM):
+            return self._random(qn, args, nodes, node)
+        if qn.startswith(ARRAY_NAMESPACES) or qn.startswith("jax.debug.") or qn == "jax.device_put":
+            self._hand_over(args, nodes, node, T.short(qn))
+            last = qn.rsplit(".", 1)[-1]
+            if qn in STATIC_FUNCS or last.startswith("_") or last in STATIC_LAST:
+                return _STATIC
+            if qn in STATIC_ON_STATIC and args and args[0].kind == STATIC:
+                return _STATIC
+            if qn.startswith("jax.debug."):
+                return _STATIC
+            return Val(ARR, C.join(C.STAGED_ONLY, *(a.cond for a in args if a.kind in (ARR, RAW, KEY, BOX, INST))))
+        if qn in STATIC_FUNCS:
+            return _STATIC
+        if qn in CONVERSIONS:
+            return _STATIC
+        if qn in STATIC_BUILTINS or qn.startswith(("numpy.", "math.", "np.", "typing.", "warnings.", "logging.", "os.", "re.", "functools.")):
+            self._hand_over(args, nodes, node, T.short(qn))
+            return _STATIC
+        if qn in CONTAINER_BUILTINS:
+            self._hand_over(args, nodes, node, T.short(qn))
+            c = C.join(*(a.cond for a in args))
+            return Val(BOX, c)
+        if qn in ("max", "min", "sum", "next", "getattr"):
+            self._hand_over(args, nodes, node, qn)
+            vals = [a for a in args if a.kind in (ARR, RAW)]
+            return Val(RAW, C.join(*(a.cond for a in vals))) if vals else _STATIC
+        if qn.startswith(S.EQX_NN_PREFIX) and qn[len(S.EQX_NN_PREFIX):][:1].isupper():
+            return Val(INST, C.join(*(a.cond for a in args if a.kind != FN)), qn)
+        if qn.startswith(("equinox.", "jax.")):
+            self._hand_over(args, nodes, node, T.short(qn))
+            if qn in ("equinox.error_if", "equinox.branched_error_if") and args:
+                return args[0]
+            if qn in ("equinox.filter", "equinox.partition", "equinox.combine", "equinox.tree_at",
+                      "jax.lax.stop_gradient", "equinox.internal.nondifferentiable"):
+                return Val(RAW, C.join(*(a.cond for a in args if a.kind != FN)))
+            return _UNK
+        # A name imported from elsewhere: a project function or class (decided by the index),
+        # or a library's.
+        raw = f.raw or qn
+        if raw and not raw.startswith(("jax", "numpy", "builtins")) and "." in raw:
+            last = raw.rsplit(".", 1)[-1]
+            if last[:1].isupper():
+                self._edge_call(Val(FN, ref=f"{raw}.__init__", skip=1), args, nodes, node)
+                return Val(INST, C.join(*(a.cond for a in args if a.kind != FN)), raw)
+            self._edge_call(Val(FN, ref=raw), args, nodes, node)
+            return Val(RAW, C.ret(raw, self._argconds(args, nodes, 0)))
+        self._hand_over(args, nodes, node, T.short(qn))
+        return _UNK
+
+    def _transform(self, f: Val, qn: str, args: list, nodes: list, node, state) -> Val:
+        """A transform applied to functions: wrap them (jit/vmap/grad/...) or trace them now
+        (lax bodies, eval_shape, jvp)."""
+        spec_call = node if isinstance(node, cst.Call) else None
+        if f.items:  # partial(jax.jit, static_argnums=...)(fn): the spec is on the partial
+            spec_call = f.items[0]
+        if isinstance(node, cst.Decorator):
+            dec = node.decorator
+            spec_call = dec if isinstance(dec, cst.Call) else spec_call
+        positional = [a for a, an in zip(args, nodes) if an is None or (an.keyword is None and not an.star)]
+        extra = []
+        if isinstance(spec_call, cst.Call):
+            pa = [a.value for a in spec_call.args if a.keyword is None and not a.star]
+            extra = pa[1:] if not f.items else pa[2:]
+        spec = T.wrap_spec(qn, spec_call, extra)
+        fn_positions = S.TRANSFORMS.get(qn, ((0, "fun"),))
+        targets = []
+        for pos, kw in fn_positions:
+            v = None
+            if pos < len(positional):
+                v = positional[pos]
+            else:
+                for a, an in zip(args, nodes):
+                    if an is not None and an.keyword is not None and an.keyword.value == kw:
+                        v = a
+            if v is None:
+                continue
+            if v.kind == BOX and v.items is not None:  # lax.switch branches
+                targets.extend(x for x in v.items if x.kind == FN)
+            elif v.kind == FN:
+                targets.append(v)
+            elif v.kind == RAW and v.src is not None:
+                targets.append(Val(FN, ref=f"%{self._sum.ref}:{v.src}"))
+        label = T.short(qn)
+        if not targets:
+            if not positional and isinstance(node, cst.Call):
+                return Val(Q, ref=qn, raw=f.raw, items=(node,))  # jax.jit(static_argnums=...) factory
+            return Val(ARR, C.join(C.STAGED_ONLY, *(a.cond for a in args)))
+        if qn in S.WRAPPERS:
+            t = targets[0]
+            via = t.via + (spec,)
+            self._sum.edges.append(Edge(t.ref, "wrap", node, via=via, skip=t.skip, args=t.bound, label=label, virtual=t.virtual))
+            return Val(FN, t.cond, t.ref, via, t.skip, t.bound, raw=t.raw, virtual=t.virtual)
+        # The transform calls the function itself, now.
+        app = S.SELF_CALLING_ARGS.get(qn)
+        for t in targets:
+            call_args = tuple(t.bound)
+            if app is not None:
+                first, how = app
+                rest = positional[first:]
+                if how == "tuple" and rest and rest[0].items is not None:
+                    rest = list(rest[0].items)
+                elif how == "tuple":
+                    rest = []
+                call_args += tuple((t.skip + i, a.cond) for i, a in enumerate(rest))
+            self._sum.edges.append(Edge(t.ref, "wrap", node, via=t.via + (spec,), skip=t.skip, args=call_args, label=label, virtual=t.virtual))
+        return Val(ARR, C.join(C.STAGED_ONLY, *(a.cond for a in args if a.kind != FN)))
+
+    def _random(self, qn: str, args: list, nodes: list, node) -> Val:
+        c = C.join(C.STAGED_ONLY, *(a.cond for a in args))
+        if qn in S.KEY_MAKERS or qn in S.KEY_DERIVERS:
+            if qn == f"{S.RANDOM}.split":
+                return Val(KEY, c)
+            return Val(KEY, c)
+        if key_taking(qn) and args:
+            k = args[0]
+            if k.src is not None:
+                self._sum.consumes[k.src] = True
+        if qn in KEY_NOT_TAKING:
+            return _STATIC if qn.endswith(("key_impl", "default_prng_impl")) else Val(ARR, c)
+        return Val(ARR, c)
+
+
+_LITERALS = frozenset({cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString, cst.ConcatenatedString, cst.Ellipsis})
+_COMPREHENSIONS = frozenset({cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp})
+
+
+def _as_global(v: Val) -> Val:
+    c = _module_level(v.cond)
+    if c == v.cond:
+        return v
+    return Val(v.kind, c, v.ref, v.via, v.skip, v.bound, v.items, v.raw, None, v.virtual)
+
+
+def _outer_of(scope):
+    p = scope.parent
+    while p is not None and p.kind == "class":
+        p = p.parent
+    return p
+
+
+def _binop(a: Val, b: Val) -> Val:
+    ka, kb = a.kind, b.kind
+    if ka == STATIC and kb == STATIC:
+        return _STATIC
+    c = C.join(a.cond, b.cond)
+    if ka == ARR or kb == ARR:
+        return Val(ARR, c)
+    if ka == BOX and kb in (BOX, STATIC) or kb == BOX and ka == STATIC:
+        return Val(BOX, c)
+    if ka in (RAW, KEY) or kb in (RAW, KEY):
+        return Val(RAW, c) if c else _UNK
+    if ka == UNK or kb == UNK:
+        return _UNK
+    return Val(RAW, c) if c else _UNK
+
+
+def _element(v: Val) -> Val:
+    """An element of an iterable value (a for target, an unpacked item)."""
+    if v.kind == STATIC:
+        return _STATIC
+    if v.kind == KEY:
+        return Val(KEY, v.cond)
+    if v.kind in (ARR, RAW, BOX):
+        return Val(RAW if v.kind != ARR else ARR, v.cond) if v.cond else Val(UNK)
+    return _UNK
+
+
+def _int_literal(expr) -> Optional[int]:
+    if isinstance(expr, cst.Integer):
+        return int(expr.evaluated_value)
+    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus) and isinstance(expr.expression, cst.Integer):
+        return -int(expr.expression.evaluated_value)
+    return None
+
+
+def _literal_default(expr) -> bool:
+    if isinstance(expr, (cst.Integer, cst.Float, cst.SimpleString, cst.Imaginary, cst.ConcatenatedString)):
+        return True
+    if isinstance(expr, cst.Name) and expr.value in ("None", "True", "False"):
+        return True
+    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.expression, (cst.Integer, cst.Float)):
+        return True
+    return False
+
+
+def _is_static_method(ctx, node) -> bool:
+    for dec in getattr(node, "decorators", ()):
+        if (ctx.qualname(dec.decorator) or "") in ("staticmethod",):
+            return True
+    return False
+
+
+def _is_property(ctx, node) -> bool:
+    for dec in getattr(node, "decorators", ()):
+        expr = dec.decorator
+        if (ctx.qualname(expr) or "") in ("property", "functools.cached_property"):
+            return True
+    return False
+
+
+def _looks_method(attr: str) -> bool:
+    return not attr.startswith("__") or attr == "__call__"
+
+
+def _names_in(expr) -> list:
+    from ..syntax.walker import iter_subtree
+
+    return [n.value for n in iter_subtree(expr, (cst.Name,))]
+
+
+def _label(ctx, node) -> str:
+    """A short name for what is called: `loss_fn`, `eqx.filter_value_and_grad`."""
+    if isinstance(node, cst.Decorator):
+        expr = node.decorator
+        expr = expr.func if isinstance(expr, cst.Call) else expr
+    elif isinstance(node, cst.Call):
+        expr = node.func
+    else:
+        return ""
+    while isinstance(expr, cst.Call):
+        expr = expr.func
+    qn = ctx.qualname(expr) if isinstance(expr, (cst.Name, cst.Attribute)) else None
+    if qn is not None and qn.startswith(("jax.", "equinox.")):
+        return T.short(qn)
+    from ..syntax.nodes import dotted
+
+    return dotted(expr) or ""
+
+
+def _is_flag(expr) -> bool:
+    while isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Not):
+        expr = expr.expression
+    return isinstance(expr, (cst.Name, cst.Attribute))
+
+
+def _has_guard_call(ctx, expr) -> bool:
+    from ..syntax.walker import iter_subtree
+
+    for node in iter_subtree(expr, (cst.Call,)):
+        qn = ctx.qualname(node.func) if isinstance(node.func, (cst.Name, cst.Attribute)) else None
+        if qn not in ("len",):
+            return True
+    return False
+
+
+def _narrowing(ctx, expr, positive: bool) -> list:
+    """Names a test proves static in one branch: `isinstance(x, (int, float))` (true branch),
+    `not isinstance(...)` (false branch), `x is None`."""
+    neg = False
+    while isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Not):
+        expr = expr.expression
+        neg = not neg
+    want = positive != neg
+    if isinstance(expr, cst.Call) and want and (ctx.qualname(expr.func) or "") == "isinstance" and len(expr.args) == 2:
+        target, types_ = expr.args[0].value, expr.args[1].value
+        if isinstance(target, cst.Name):
+            elems = [e.value for e in types_.elements] if isinstance(types_, cst.Tuple) else [types_]
+            if elems and all((ctx.qualname(t) or "") in PYTHON_TYPES for t in elems):
+                return [target.value]
+    if isinstance(expr, cst.BooleanOperation) and isinstance(expr.operator, cst.And) and want:
+        return _narrowing(ctx, expr.left, True) + _narrowing(ctx, expr.right, True)
+    return []

@@ -1,0 +1,38 @@
+"""Small syntax helpers shared by every layer above: dotted names, call arguments, literals."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+
+def dotted(expr) -> Optional[str]:
+    """`a.b.c` for a Name/Attribute chain, else None (no alias resolution)."""
+    parts = []
+    while isinstance(expr, cst.Attribute):
+        parts.append(expr.attr.value)
+        expr = expr.value
+    if isinstance(expr, cst.Name):
+        parts.append(expr.value)
+        return ".".join(reversed(parts))
+    return None
+
+
+def keyword(call: cst.Call, name: str) -> Optional[cst.Arg]:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == name:
+            return arg
+    return None
+
+
+def positional(call: cst.Call) -> list:
+    return [a for a in call.args if a.keyword is None and not a.star]
+
+
+def is_true(expr) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "True"
+
+
+def is_false(expr) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "False"
