@@ -185,6 +185,20 @@ MUTATIONS = [
         FIX_SAFETY,
     ),
     Mutation(
+        "notebook-fix-takes-no-lock",
+        "`--fix` rewrites a notebook without taking its lock",
+        [("eqxlint/app/api.py", r"with fixes\.FileLock\(p\) if write else contextlib\.nullcontext\(\):",
+          "with contextlib.nullcontext():")],
+        FIX_SAFETY,
+    ),
+    Mutation(
+        "notebook-write-skips-expected-bytes",
+        "a notebook changed on disk while it was being fixed is overwritten",
+        [("eqxlint/app/notebook.py", r"new_text, \"utf-8\", expected=text\.encode\(\"utf-8\"\)\)",
+          "new_text, \"utf-8\")")],
+        FIX_SAFETY,
+    ),
+    Mutation(
         "lock-is-a-no-op",
         "the file lock locks nothing",
         [("eqxlint/app/fixes.py", r"^                        fcntl\.flock\(f\.fileno\(\), flags\)\n",

@@ -349,13 +349,8 @@ def test_reparses_asks_libcst_only_for_newer_syntax_and_libcst_can_reject():
 
 
 def test_notebook_fix_that_does_not_parse_is_not_written(tmp_path, monkeypatch):
-    import json
-
     nb = tmp_path / "n.ipynb"
-    cell = {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
-            "source": ["import jax\n", "\n", "@jax.jit\n", "def f(x):\n", "    print(x)\n", "    return x\n"]}
-    doc = {"cells": [cell], "metadata": {"language_info": {"name": "python"}}, "nbformat": 4, "nbformat_minor": 5}
-    nb.write_text(json.dumps(doc, indent=1) + "\n")
+    _notebook(nb)
     real = api.engine.finalize
 
     def finalize(results, run):
@@ -371,3 +366,32 @@ def test_notebook_fix_that_does_not_parse_is_not_written(tmp_path, monkeypatch):
     rep = _fix(tmp_path)
     assert nb.read_bytes() == before
     assert any("does not parse; not written" in r for r in rep.rejected), rep.rejected
+
+
+def _notebook(path: Path) -> None:
+    import json
+
+    cell = {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+            "source": ["import jax\n", "\n", "@jax.jit\n", "def f(x):\n", "    print(x)\n", "    return x\n"]}
+    doc = {"cells": [cell], "metadata": {"language_info": {"name": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def test_notebook_changed_on_disk_while_fixing_is_not_overwritten(tmp_path, monkeypatch):
+    nb = tmp_path / "n.ipynb"
+    _notebook(nb)
+    real = fixes.write_atomic
+    seen = []
+
+    def editor_saves_first(path, text, encoding, **kw):
+        with pytest.raises(fixes.Locked):  # eqxlint holds the notebook's lock while it fixes it
+            with fixes.FileLock(path, blocking=False):
+                pass
+        seen.append(path)
+        Path(path).write_text("{}\n")
+        return real(path, text, encoding, **kw)
+
+    monkeypatch.setattr(fixes, "write_atomic", editor_saves_first)
+    rep = _fix(tmp_path)
+    assert seen and nb.read_text() == "{}\n"
+    assert any("could not write fixes" in r for r in rep.rejected), rep.rejected

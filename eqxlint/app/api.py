@@ -284,7 +284,12 @@ def _apply_fixes(report: CheckReport, results, context_results, run, unsafe: boo
         if p.suffix == ".ipynb":
             from . import notebook
 
-            final, applied = notebook.fix_notebook(p, by_file[path], run, unsafe, write=write, report=report)
+            try:
+                with fixes.FileLock(p) if write else contextlib.nullcontext():
+                    final, applied = notebook.fix_notebook(p, by_file[path], run, unsafe, write=write, report=report)
+            except OSError as e:
+                report.rejected.append(f"{path}: could not fix: {e}")
+                final, applied = diags_of.get(path, []), []
             report.fixed.extend(applied)
             remaining.extend(final)
             for alias in aliases:  # the same notebook: its findings under the other name

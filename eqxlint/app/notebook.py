@@ -383,7 +383,7 @@ def fix_notebook(path: Path, diags: list, run: engine.RunConfig, unsafe: bool, *
         report.diffs[spath] = (text, new_text)
     if write:
         try:
-            fixes.write_atomic(Path(path), new_text, "utf-8")
+            fixes.write_atomic(Path(path), new_text, "utf-8", expected=text.encode("utf-8"))
         except (OSError, UnicodeEncodeError) as e:
             if report is not None:
                 report.rejected.append(f"{spath}: could not write fixes: {e}")
