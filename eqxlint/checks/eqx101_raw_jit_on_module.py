@@ -7,6 +7,7 @@ from typing import Optional
 import libcst as cst
 
 from ..core.rule import SAFE, UNSAFE, Rule, RuleFix
+from ..semantics.values import INST
 from ._helpers import positional
 
 # Unannotated parameter names that, in a file using Equinox, hold a Module.
@@ -62,6 +63,8 @@ class RawJitOnModule(Rule):
             what = f"`{fns[0].name}`" if fns[0].name else "this lambda"
         else:
             reason = self._instance_reason(target)
+            if isinstance(reason, tuple):
+                reason, requires = reason
             what = f"`{what}`"
         if reason is None:
             return
@@ -103,20 +106,19 @@ class RawJitOnModule(Rule):
             target = target.value
         if isinstance(target, cst.Call):
             return self._constructor_reason(target)
-        if not isinstance(target, cst.Name):
+        v = ctx.values.of(target)
+        if v.kind != INST or not v.ref:
             return None
-        scope = ctx.scope
-        for assign, s in ctx.assigns:
-            if s is not scope and s is not ctx.module_scope:
-                continue
-            if not any(isinstance(t.target, cst.Name) and t.target.value == target.value for t in assign.targets):
-                continue
-            val = assign.value
-            if isinstance(val, cst.Call):
-                reason = self._constructor_reason(val)
-                if reason is not None:
-                    return reason
-        return None
+        ref = v.ref
+        if ref.startswith("equinox.nn."):
+            return f"is an `{ref.replace('equinox.', 'eqx.')}` Module"
+        local = ctx.class_by_ref(ref)
+        name = ref.rsplit(".", 1)[-1]
+        if local is not None:
+            return f"is an instance of the Module `{name}`" if ctx.is_module_class(local) else None
+        if ref.startswith(("jax.", "numpy.", "equinox.")):
+            return None
+        return f"is an instance of `{name}`, an Equinox Module", ("module_class", ref)
 
     def _constructor_reason(self, call: cst.Call) -> Optional[str]:
         ctx = self.ctx

@@ -8,7 +8,6 @@ from typing import Optional
 import libcst as cst
 
 from ..core.rule import UNSAFE, Rule, RuleFix
-from ._helpers import trace_reason
 
 
 class PrintUnderJit(Rule):
@@ -22,13 +21,17 @@ class PrintUnderJit(Rule):
         ctx = self.ctx
         if ctx.qualname(func) != "print" or ctx.scope.lookup_def("print"):
             return  # a project function or an import named `print`
-        if not ctx.in_traced() or self._deliberate(node):
+        if ctx.scope.function is None or self._deliberate(node):
             return
         jax = ctx.alias_for("jax") or "jax"
-        self.report(
+        values = ctx.values
+        shows = ""
+        if any(values.cond(a.value) for a in node.args):
+            shows = " Arguments that are traced print as tracers, not as their values."
+        self.report_traced(
             node,
-            f"Python `print` in traced code ({trace_reason(ctx.scope)}): it runs once, at trace "
-            f"time, and prints tracers, not values. Use `{jax}.debug.print(...)`, which prints "
+            f"Python `print` in traced code ({{trace}}): it runs once per trace, while JAX traces "
+            f"the function, not on every call.{shows} Use `{jax}.debug.print(...)`, which prints "
             "the run-time values on every call.",
             fix=self._fix(node, jax),
         )

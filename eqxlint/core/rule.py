@@ -54,6 +54,26 @@ class Rule:
     ) -> None:
         self.ctx.report(self.code, node, message, fix=fix, requires=requires)
 
+    def report_traced(
+        self,
+        node: cst.CSTNode,
+        message: str,
+        *,
+        cond=None,
+        fix: Optional[RuleFix] = None,
+        scope=None,
+        requires: Optional[tuple] = None,
+    ) -> None:
+        """Report a finding that stands only where the enclosing function is traced (anywhere in
+        the project) and `cond` (a tracedness condition from `ctx.values`) holds there. Write
+        `{trace}` in the message where the reason belongs: it becomes the call chain that makes
+        the function traced ("`kl_term` is traced: called by `loss_fn` (model.py:31), ...")."""
+        req = self.ctx.traced_requirement(cond, scope)
+        if req is None:
+            return
+        reqs = (req,) if requires is None else (req,) + tuple(requires if not isinstance(requires[0], str) else (requires,))
+        self.ctx.report(self.code, node, message, fix=fix, requires=reqs)
+
     def end_file(self) -> None:  # pragma: no cover - default
         pass
 

@@ -28,8 +28,6 @@ from ..syntax.walker import walk_module
 from ..project.index import ProjectIndex
 from .materialise import materialise
 
-# Words of which a file must contain one for the per-file rules to have anything to find.
-TRIGGERS = ("jax", "equinox", "eqx", "lax", "Primitive", "primitive", "noqa")
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 
 
@@ -112,9 +110,6 @@ class RunConfig:
             transforms.setdefault(qn, ((0, "fun"),))
         self.transforms = transforms
         self.solvers = frozenset(S.SOLVERS | set(settings.solvers))
-        self.triggers = TRIGGERS + tuple(
-            {q.split(".")[0] for q in settings.jit_decorators + settings.transforms + settings.solvers}
-        )
 
 
 def syntax_diagnostic(path: str, message: str, row: int, col: int) -> Diagnostic:
@@ -141,15 +136,6 @@ def lint_source(source: str, path: str, run: RunConfig, module_name: str = "", i
     ]
     if source.startswith("\ufeff"):
         source = source[1:]
-    if not any(t in source for t in run.triggers):
-        # Nothing JAX-related to find: only check that the file is valid Python (for CPython or,
-        # newer syntax on an older interpreter, for LibCST: EQX001 only when neither accepts it).
-        err = _python_syntax_error(source)
-        if err is not None and not _deeply_nested(source) and _libcst_parses(source):
-            err = None
-        if err is not None:
-            result.diagnostics.append(syntax_diagnostic(path, *err))
-        return result
     if len(source) > MAX_SOURCE_CHARS:
         # Generated files (tables, vendored bundles): minutes of analysis for nothing a person
         # wrote. Checked for syntax only, and said so.

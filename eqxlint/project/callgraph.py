@@ -21,15 +21,16 @@ from ..semantics import cond as C
 from ..semantics import tracing as T
 
 # Edge list layout in the facts (see `FunctionFacts`).
-TO, KIND, ARGS, STAR, FNARGS, VIA, SKIP, ROW, LABEL, VIRTUAL = range(10)
+TO, KIND, ARGS, STAR, FNARGS, VIA, SKIP, ROW, LABEL, VIRTUAL, CLASSES = range(11)
 MAX_RETURN_DEPTH = 4
 
 
 class Ctx:
-    __slots__ = ("params", "staged", "reverse", "why")
+    __slots__ = ("params", "staged", "reverse", "why", "classes")
 
     def __init__(self):
         self.params: set = set()
+        self.classes: dict = {}  # parameter -> classes of the instances callers pass
         self.staged = False
         self.reverse = False
         self.why = None  # (caller ref or None, edge, path) of the first step that reached it
@@ -79,15 +80,23 @@ class CallGraph:
         self._solve()
 
     # ------------------------------------------------------------------ names
-    def resolve(self, ref: str, virtual: bool = False) -> list:
+    def resolve(self, ref: str, virtual: bool = False, _seen: frozenset = frozenset()) -> list:
         """The project functions a callee reference denotes (none when it is not the project's)."""
         if ref is None:
             return []
         if ref.startswith("%"):
+            if ref in _seen:
+                return []
             owner, _, param = ref[1:].rpartition(":")
-            out = []
-            for r in self.bindings.get((owner, param), ()):
-                out.extend(self.resolve(r))
+            param, _, meth = param.partition(".")
+            out: list = []
+            if not meth:
+                for r in self.bindings.get((owner, param), ()):
+                    out.extend(x for x in self.resolve(r, False, _seen | {ref}) if x not in out)
+            c = self.ctx.get(owner)
+            for cls in (c.classes.get(param, ()) if c is not None else ()):
+                found = self._method(cls, meth or "__call__") + self._overrides(cls, meth or "__call__")
+                out.extend(x for x in found if x not in out)
             return out
         key = (ref, virtual)
         hit = self._resolved.get(key)
@@ -149,7 +158,7 @@ class CallGraph:
         return out
 
     # ------------------------------------------------------------------ the fixed point
-    def _reach(self, ref: str, params: set, staged: bool, reverse: bool, why) -> None:
+    def _reach(self, ref: str, params: set, staged: bool, reverse: bool, why, classes: Optional[dict] = None) -> None:
         c = self.ctx.get(ref)
         fn = self.fns.get(ref)
         if fn is not None and (fn.custom or fn.rule):
@@ -167,6 +176,12 @@ class CallGraph:
             c.staged = changed = True
         if reverse and not c.reverse:
             c.reverse = changed = True
+        if classes:
+            for p, cs in classes.items():
+                have = c.classes.setdefault(p, set())
+                if not cs <= have:
+                    have |= cs
+                    changed = True
         if changed:
             self._queue(ref)
             for child in self.children.get(ref, ()):
@@ -253,7 +268,33 @@ class CallGraph:
                     params |= {n for i, n in enumerate(tf.positional) if i >= skip and i not in used}
                     if tf.star:
                         params.add(tf.star)
-            self._reach(target, params, staged, reverse, why)
+            classes = None
+            if len(e) > CLASSES and e[CLASSES]:
+                classes = {}
+                for key, cls in e[CLASSES]:
+                    name = self._param_at(tf, key, 0)
+                    if name is not None:
+                        found = self._classes(cls, f)
+                        if found:
+                            classes.setdefault(name, set()).update(found)
+            self._reach(target, params, staged, reverse, why, classes)
+
+    def _classes(self, cls: str, caller: Fn, _depth: int = 0) -> set:
+        """The project classes an instance argument may have: a class reference, or "()f" for
+        the instances `f` returns, or a parameter of the caller that holds instances."""
+        if cls.startswith("()"):
+            if _depth > 4:
+                return set()
+            out: set = set()
+            for t in self.resolve(cls[2:]):
+                for c in self.fns[t].fact.get("flags", {}).get("ret_cls", ()):
+                    out |= self._classes(c, self.fns[t], _depth + 1)
+            canon = self.index.canonical(cls[2:])
+            if canon in self.index.classes:
+                out.add(canon)
+            return out
+        canon = self.index.canonical(cls)
+        return {canon} if canon in self.index.classes or canon in self.fns or f"{canon}.__call__" in self.fns else set()
 
     @staticmethod
     def _param_at(fn: Fn, key, skip: int) -> Optional[str]:

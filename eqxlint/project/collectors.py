@@ -553,12 +553,15 @@ class FunctionFacts:
                 ids = seen.setdefault(name, [])
                 if id(e.node) not in ids:
                     ids.append(id(e.node))
-                erow = loc.call_row(name, row + (0 if scope.kind == "module" else 1), ids.index(id(e.node)),
-                                    decorator=isinstance(e.node, cst.Decorator))
+                if isinstance(e.node, cst.Decorator):
+                    target = ctx.refs.get(e.to)
+                    erow = loc.call_row(name, rows.get(id(target), row), decorator=True)
+                else:
+                    erow = loc.call_row(name, row + (0 if scope.kind == "module" else 1), ids.index(id(e.node)))
                 edges.append([
                     e.to, e.kind, [[k, C.to_json(c)] for k, c in e.args], C.to_json(e.star),
                     [[k, r, list(v)] for k, r, v in e.fnargs], list(e.via), e.skip, erow, e.label,
-                    1 if e.virtual else 0,
+                    1 if e.virtual else 0, [[k, c] for k, c in e.classes],
                 ])
             fact = {"row": row, "params": summ.params, "edges": edges}
             if summ.ret:

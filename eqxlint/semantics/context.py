@@ -573,6 +573,18 @@ class FileContext:
                     return True
         return False
 
+    def traced_requirement(self, cond=None, scope: Optional[Scope] = None) -> Optional[tuple]:
+        """The condition a finding in traced code carries: the enclosing function (of `scope`,
+        default the current one) is traced, and `cond` (a tracedness condition, default always)
+        holds in its context. None at module level, which JAX never traces."""
+        from . import cond as C
+
+        fn = (scope or self.scope).function
+        if fn is None:
+            return None
+        c = C.TRUE if cond is None else cond
+        return ("traced", fn.ref or "<module>", C.to_json(c))
+
     def class_by_ref(self, ref: str) -> Optional[Scope]:
         """The class of this file that `ref` names (`pkg.mod.C`), if any."""
         s = self.refs.get(ref)

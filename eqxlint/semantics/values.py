@@ -209,10 +209,11 @@ class Edge:
     which may call it), "host" (run on the host by a callback: not traced), "rule" (registered
     as a custom differentiation/batching rule)."""
 
-    __slots__ = ("to", "kind", "args", "star", "fnargs", "via", "skip", "node", "label", "virtual")
+    __slots__ = ("to", "kind", "args", "star", "fnargs", "via", "skip", "node", "label", "virtual", "classes")
 
     def __init__(self, to, kind, node, args=(), star=C.FALSE, fnargs=(), via=(), skip=0, label="", virtual=False):
         self.to, self.kind, self.node = to, kind, node
+        self.classes = ()
         self.args, self.star, self.fnargs, self.via = args, star, fnargs, via
         self.skip, self.label, self.virtual = skip, label, virtual
 
@@ -505,6 +506,11 @@ class FileValues(Domain):
         s.ret = C.join(s.ret, v.cond)
         if v.kind == FN and s.ret_fn is None:
             s.ret_fn = (v.ref, v.via)
+        c = _class_of(v)
+        if c is not None:
+            s.flags.setdefault("ret_cls", [])
+            if c not in s.flags["ret_cls"]:
+                s.flags["ret_cls"].append(c)
 
     def delete(self, stmt, state) -> None:
         for n in _names_in(stmt.target):
@@ -820,13 +826,20 @@ class FileValues(Domain):
                 return _STATIC
             if meth in STATIC_ATTRS or meth.startswith("__"):
                 return _STATIC
+            if base.kind == RAW and base.src is not None and meth not in ARRAY_METHODS:
+                # `model.encode(x)` on a parameter: a method of whatever class callers pass
+                ref = f"%{self._sum.ref}:{base.src}.{meth}"
+                self._edge_call(Val(FN, ref=ref, skip=1), args, argnodes, node)
+                return Val(RAW, C.ret(ref, self._argconds(args, argnodes, 1)))
             return Val(ARR if base.kind != RAW or meth in ARRAY_METHODS else RAW,
                        C.join(base.cond, *(a.cond for a in args if a.kind in (ARR, RAW))))
         # Unknown callee: a function handed to it may be called (reached, arguments unknown).
         self._hand_over(args, argnodes, node, _label(self.ctx, node))
         if k == RAW and f.src is not None:
-            # calling a parameter: a function-valued parameter
-            self._edge_call(Val(FN, ref=f"%{self._sum.ref}:{f.src}"), args, argnodes, node)
+            # calling a parameter: a function (or a Module) the callers pass
+            ref = f"%{self._sum.ref}:{f.src}"
+            self._edge_call(Val(FN, ref=ref), args, argnodes, node)
+            return Val(RAW, C.ret(ref, self._argconds(args, argnodes, 0)))
         return _UNK
 
     def _argconds(self, args: list, argnodes: list, skip: int) -> tuple:
@@ -846,6 +859,7 @@ class FileValues(Domain):
         pos = []
         star = C.FALSE
         fnargs = []
+        classes = []
         i = 0
         for a, an in zip(args, argnodes):
             key = None
@@ -858,14 +872,18 @@ class FileValues(Domain):
                 key = f.skip + i
                 i += 1
             pos.append((key, a.cond))
-            if a.kind == FN:
-                fnargs.append((key, a.ref, a.via))
+            fa = _fn_value(a)
+            if fa is not None:
+                fnargs.append((key, fa.ref, fa.via))
+            c = _class_of(a)
+            if c is not None:
+                classes.append((key, c))
         bound = list(f.bound)
         # partial's positional arguments occupy the first parameters after `skip`
-        self._sum.edges.append(
-            Edge(f.ref, kind, node, args=tuple(bound) + tuple(pos), star=star, fnargs=tuple(fnargs),
+        e = Edge(f.ref, kind, node, args=tuple(bound) + tuple(pos), star=star, fnargs=tuple(fnargs),
                  via=f.via, skip=f.skip, label=_label(self.ctx, node), virtual=f.virtual)
-        )
+        e.classes = tuple(classes)
+        self._sum.edges.append(e)
 
     def _call_function(self, f: Val, args: list, argnodes: list, node, state) -> Val:
         self._edge_call(f, args, argnodes, node)
@@ -875,11 +893,12 @@ class FileValues(Domain):
         ac = self._argconds(args, argnodes, f.skip)
         if f.bound:
             ac = tuple(f.bound) + ac
-        return Val(RAW, C.ret(f.ref, ac))
+        return Val(RAW, C.ret(f.ref, ac), ref="()" + f.ref)
 
     def _hand_over(self, args: list, argnodes: list, node, label: str, kind: str = "arg") -> None:
         for a in args:
-            if a.kind == FN:
+            a = _fn_value(a)
+            if a is not None:
                 self._sum.edges.append(Edge(a.ref, kind, node, via=a.via, skip=a.skip, args=a.bound, label=label))
 
     def _call_api(self, f: Val, args: list, argnodes: list, node, state) -> Val:
@@ -890,6 +909,7 @@ class FileValues(Domain):
         kinds = S.TRANSFORM_KIND
         if qn in ("functools.partial", "partial") and positional:
             fn, _ = positional[0]
+            fn = _fn_value(fn) or fn
             if fn.kind == FN:
                 npos = len(positional) - 1
                 bound = list(fn.bound)
@@ -913,12 +933,13 @@ class FileValues(Domain):
             return Val(ARR, C.join(C.STAGED_ONLY, *(a.cond for a in args[1:] if a.kind != FN)))
         if qn in S.CUSTOM_JVP or qn in S.CUSTOM_VJP:
             for a in args:
+                a = _fn_value(a) or a
                 if a.kind == FN:
                     self._sum.edges.append(Edge(a.ref, "custom", node, label=T.short(qn)))
                     return Val(FN, a.cond, a.ref, a.via + ({"t": qn},), a.skip, a.bound)
             return Val(Q, ref=qn, raw=f.raw)  # custom_jvp(nondiff_argnums=...) as a factory
-        if qn in S.TREE_MAPS and positional and positional[0][0].kind == FN:
-            fn = positional[0][0]
+        if qn in S.TREE_MAPS and positional and _fn_value(positional[0][0]) is not None:
+            fn = _fn_value(positional[0][0])
             rest = tuple((fn.skip + i, a.cond) for i, (a, _) in enumerate(positional[1:]))
             self._sum.edges.append(Edge(fn.ref, "call", node, args=tuple(fn.bound) + rest, via=fn.via, skip=fn.skip, label=T.short(qn)))
             return Val(RAW, C.ret(fn.ref, rest))
@@ -968,7 +989,7 @@ class FileValues(Domain):
                 self._edge_call(Val(FN, ref=f"{raw}.__init__", skip=1), args, nodes, node)
                 return Val(INST, C.join(*(a.cond for a in args if a.kind != FN)), raw)
             self._edge_call(Val(FN, ref=raw), args, nodes, node)
-            return Val(RAW, C.ret(raw, self._argconds(args, nodes, 0)))
+            return Val(RAW, C.ret(raw, self._argconds(args, nodes, 0)), ref="()" + raw)
         self._hand_over(args, nodes, node, T.short(qn))
         return _UNK
 
@@ -1001,8 +1022,8 @@ class FileValues(Domain):
                 continue
             if v.kind == BOX and v.items is not None:  # lax.switch branches
                 targets.extend(x for x in v.items if x.kind == FN)
-            elif v.kind == FN:
-                targets.append(v)
+            elif _fn_value(v) is not None:
+                targets.append(_fn_value(v))
             elif v.kind == RAW and v.src is not None:
                 targets.append(Val(FN, ref=f"%{self._sum.ref}:{v.src}"))
         label = T.short(qn)
@@ -1047,6 +1068,29 @@ class FileValues(Domain):
 
 _LITERALS = frozenset({cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString, cst.ConcatenatedString, cst.Ellipsis})
 _COMPREHENSIONS = frozenset({cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp})
+
+
+EXTERNAL = ("jax", "jaxlib", "numpy", "equinox", "builtins", "functools", "math", "typing", "optax",
+            "flax", "chex", "scipy", "torch", "collections", "itertools", "operator", "os", "sys")
+
+
+def _fn_value(v: Val) -> Optional[Val]:
+    """`v` used as a function: a function value, or a name imported from the project (the index
+    decides what it is)."""
+    if v.kind == FN:
+        return v
+    if v.kind == Q and v.raw and "." in v.raw and v.raw.split(".", 1)[0] not in EXTERNAL and (v.ref or "").split(".", 1)[0] not in EXTERNAL:
+        return Val(FN, ref=v.raw)
+    return None
+
+
+def _class_of(v: Val) -> Optional[str]:
+    """The class of an instance value, or "()f" for "what `f` returns", for the index to follow."""
+    if v.kind == INST and v.ref and not v.ref.startswith(("jax.", "equinox.", "numpy.")):
+        return v.ref
+    if v.kind == RAW and v.ref and v.ref.startswith("()"):
+        return v.ref
+    return None
 
 
 def _as_global(v: Val) -> Val:
