@@ -119,12 +119,12 @@ class PythonControlOnTraced(Rule):
             self._emit(node, "conv", pos[0].value)
         elif qn == "range":
             vals = [ctx.values.of(a.value) for a in pos]
-            cond = C.join(*(v.cond for v in vals if v.kind in (ARR, RAW)))
+            cond = C.join(*(v.cond for v in vals if v.kind in (ARR, RAW, KEY)))
             if cond:
                 self._emit(node, "range", node, cond)
         elif qn in ("max", "min") and len(pos) >= 2 and len(pos) == len(node.args):
             vals = [ctx.values.of(a.value) for a in pos]
-            cond = C.join(*(v.cond for v in vals if v.kind == ARR))
+            cond = C.join(*(v.cond for v in vals if v.kind in (ARR, RAW, KEY)))
             if cond:
                 self._emit(node, "minmax", pos[0].value, cond)
 

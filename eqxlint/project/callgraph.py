@@ -26,10 +26,11 @@ MAX_RETURN_DEPTH = 4
 
 
 class Ctx:
-    __slots__ = ("params", "staged", "reverse", "why", "classes")
+    __slots__ = ("params", "staged", "reverse", "why", "classes", "rules")
 
     def __init__(self):
         self.params: set = set()
+        self.rules: set = set()  # kinds of custom rules ("jvp", "transpose", ...) it runs in
         self.classes: dict = {}  # parameter -> classes of the instances callers pass
         self.staged = False
         self.reverse = False
@@ -158,11 +159,14 @@ class CallGraph:
         return out
 
     # ------------------------------------------------------------------ the fixed point
-    def _reach(self, ref: str, params: set, staged: bool, reverse: bool, why, classes: Optional[dict] = None) -> None:
+    def _reach(self, ref: str, params: set, staged: bool, reverse: bool, why, classes: Optional[dict] = None,
+               rules: frozenset = frozenset()) -> None:
         c = self.ctx.get(ref)
         fn = self.fns.get(ref)
         if fn is not None and (fn.custom or fn.rule):
             reverse = False  # reverse mode uses the custom rule, not the body
+        if fn is not None and fn.custom:
+            rules = frozenset()  # a custom-derivative function called in a rule evaluates the primal
         if c is None:
             c = self.ctx[ref] = Ctx()
             c.why = why
@@ -176,6 +180,9 @@ class CallGraph:
             c.staged = changed = True
         if reverse and not c.reverse:
             c.reverse = changed = True
+        if not rules <= c.rules:
+            c.rules |= rules
+            changed = True
         if classes:
             for p, cs in classes.items():
                 have = c.classes.setdefault(p, set())
@@ -251,7 +258,7 @@ class CallGraph:
             params: set = set()
             skip = e[SKIP]
             if kind == "rule":
-                self._reach(target, params, False, False, why)
+                self._reach(target, params, False, False, why, rules=frozenset({e[LABEL]}))
                 continue
             skip_kw = frozenset(k for k, _ in e[ARGS] if isinstance(k, str))
             for v in via:
@@ -277,7 +284,8 @@ class CallGraph:
                         found = self._classes(cls, f)
                         if found:
                             classes.setdefault(name, set()).update(found)
-            self._reach(target, params, staged, reverse, why, classes)
+            rules = frozenset(c.rules) if c is not None and kind == "call" else frozenset()
+            self._reach(target, params, staged, reverse, why, classes, rules)
 
     def _classes(self, cls: str, caller: Fn, _depth: int = 0) -> set:
         """The project classes an instance argument may have: a class reference, or "()f" for
@@ -359,6 +367,11 @@ class CallGraph:
 
     def reached(self, ref: str) -> bool:
         return ref in self.ctx
+
+    def rules(self, ref: str) -> set:
+        """The kinds of custom rules (JVP, VJP, transpose, batching, ...) the function runs in."""
+        c = self.ctx.get(ref)
+        return c.rules if c is not None else set()
 
     def reverse(self, ref: str) -> bool:
         c = self.ctx.get(ref)

@@ -131,6 +131,8 @@ class ProjectIndex:
         - ("traced", fn, cond): the function is traced and the condition (JSON, see
           `eqxlint.semantics.cond`) holds in its context;
         - ("reverse", fn): reverse-mode AD runs through the function;
+        - ("rule", fn[, kinds]): the function runs inside a custom differentiation/batching rule
+          (of one of `kinds`, e.g. ["jvp", "transpose"]);
         - ("consumes", callee, key): the project function draws from the key it receives at
           `key` (position or name), or it is not the project's (assumed to consume it)."""
         return all(self.holds(c) for c in conditions(requires))
@@ -145,6 +147,9 @@ class ProjectIndex:
             return self.graph.holds(c[1], C.from_json(c[2]))
         if kind == "reverse":
             return self.graph.reverse(c[1])
+        if kind == "rule":
+            kinds = self.graph.rules(c[1])
+            return bool(kinds & set(c[2])) if len(c) > 2 and c[2] else bool(kinds)
         if kind == "consumes":
             return self.consumes(c[1], c[2])
         return True

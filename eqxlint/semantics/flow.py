@@ -48,7 +48,8 @@ class Domain:
         pass
 
     def enter_region(self, stmt, state):
-        """Entering a `with` or `try` body; the returned token is given back to `leave_region`."""
+        """Entering a `with` or `try` body, or the branches of an `if` (after its test); the
+        returned token is given back to `leave_region`."""
         return None
 
     def leave_region(self, stmt, token, state) -> None:
@@ -161,6 +162,14 @@ class FlowEngine:
         d = self.d
         d.expr(st.test, state)
         d.test(st, st.test, state)
+        token = d.enter_region(st, state)
+        try:
+            return self._branches(st, state)
+        finally:
+            d.leave_region(st, token, state)
+
+    def _branches(self, st: cst.If, state):
+        d = self.d
         s1 = d.branch(st, st.test, True, d.copy(state))
         s1, end1 = self.block(st.body, s1)
         s2 = d.branch(st, st.test, False, d.copy(state))

@@ -125,7 +125,7 @@ PYTHON_TYPES = frozenset(
 )
 TRACER_GUARD = re.compile(r"[Tt]racer|[Cc]oncret|is_constant|core\.Literal|disable_jit")
 COMPILE_TIME = frozenset({"jax.ensure_compile_time_eval", "jax.core.ensure_compile_time_eval", "jax.disable_jit"})
-KEY_PARAM = re.compile(r"^(key|keys|rng|rng_key|prng_key|prngkey|subkey|subkeys|\w+_key|\w+_rng|\w+_keys|key_\w+|k\d*)$")
+KEY_PARAM = re.compile(r"^(key|keys|rng|rng_key|prng_key|prngkey|subkey|subkeys|\w+_key|\w+_rng|\w+_keys|key_\w+)$")
 RANDOM = S.RANDOM + "."
 KEY_NOT_TAKING = frozenset(
     {
@@ -291,7 +291,9 @@ class FileValues(Domain):
                 summ.ret_fn = (v.ref, v.via)
         else:
             self.engine.block(node.body, state)
-        summ.flags["uses_array"] = sorted(summ.uses_array)
+        for fact in summ.params:
+            if fact["n"] in summ.uses_array:
+                fact["a"] = True
         self._flats[id(scope)] = {**outer, **flat} if parent is not None and parent.kind != "module" else flat
 
     def _params(self, scope, state: dict) -> list:
@@ -456,7 +458,16 @@ class FileValues(Domain):
             if tp is cst.Attribute:
                 self.expr_val(target.value, state)
             elif tp is cst.Subscript:
-                self.expr_val(target.value, state)
+                table = self.expr_val(target.value, state)
+                kind = S.REGISTRATION_TABLES.get(table.ref or "") if table.kind == Q else None
+                fv = _fn_value(v)
+                if kind is not None and fv is not None:
+                    self._sum.edges.append(Edge(fv.ref, "rule", target, label=kind))
+                elif kind is not None and v.kind == UNK and isinstance(value, cst.Call):
+                    for a in value.args:  # ad.primitive_jvps[p] = partial(rule, ...) / wrap(rule)
+                        av = _fn_value(self.of(a.value))
+                        if av is not None:
+                            self._sum.edges.append(Edge(av.ref, "rule", target, label=kind))
                 for el in target.slice:
                     if isinstance(el.slice, cst.Index):
                         self.expr_val(el.slice.value, state)
@@ -481,7 +492,11 @@ class FileValues(Domain):
 
     def enter_region(self, stmt, state):
         quiet = False
-        if isinstance(stmt, cst.With):
+        if isinstance(stmt, cst.If):
+            # `if isinstance(x, jax.core.Tracer): ... else: <concrete-only code>`: the code
+            # knows what it is doing in both branches.
+            quiet = bool(TRACER_GUARD.search(self.ctx.code(stmt.test)))
+        elif isinstance(stmt, cst.With):
             for item in stmt.items:
                 it = item.item
                 if isinstance(it, cst.Call) and (self.ctx.qualname(it.func) or "") in COMPILE_TIME:
@@ -807,6 +822,15 @@ class FileValues(Domain):
     def _apply(self, f: Val, args: list, argnodes: list, node, state: dict, decorator: bool = False) -> Val:
         """Calling `f` with `args` (decorators are calls with the function as the argument)."""
         k = f.kind
+        method = _called_attribute(node)
+        if method in S.CUSTOM_RULE_METHODS and k != Q:
+            # f.defjvp(rule), f.defvjp(fwd, bwd), @f.defjvp: custom differentiation rules
+            for i, a in enumerate(args):
+                a = _fn_value(a)
+                if a is not None:
+                    kind = "vjp_fwd" if method == "defvjp" and i == 0 else S.CUSTOM_RULE_METHODS[method]
+                    self._sum.edges.append(Edge(a.ref, "rule", node, label=kind))
+            return args[0] if decorator and args else _UNK
         if k == Q:
             return self._call_api(f, args, argnodes, node, state)
         if k == FN:
@@ -831,7 +855,10 @@ class FileValues(Domain):
                 ref = f"%{self._sum.ref}:{base.src}.{meth}"
                 self._edge_call(Val(FN, ref=ref, skip=1), args, argnodes, node)
                 return Val(RAW, C.ret(ref, self._argconds(args, argnodes, 1)))
-            return Val(ARR if base.kind != RAW or meth in ARRAY_METHODS else RAW,
+            if meth in ARRAY_METHODS:
+                # an array method is staged out under a jaxpr trace, even on constants
+                return Val(ARR, C.join(C.STAGED_ONLY, base.cond, *(a.cond for a in args if a.kind in (ARR, RAW))))
+            return Val(ARR if base.kind != RAW else RAW,
                        C.join(base.cond, *(a.cond for a in args if a.kind in (ARR, RAW))))
         # Unknown callee: a function handed to it may be called (reached, arguments unknown).
         self._hand_over(args, argnodes, node, _label(self.ctx, node))
@@ -927,7 +954,25 @@ class FileValues(Domain):
                 return Val(Q, ref=fn.ref, raw=fn.raw, items=(node,))
             return _UNK
         if qn in kinds:
+            tangent = S.TANGENT_SOLVE_ARGS.get(qn)
+            if tangent is not None:
+                kind, pos, kw = tangent
+                v = positional[pos][0] if pos < len(positional) else next(
+                    (a for a, an in zip(args, nodes) if an is not None and an.keyword is not None and an.keyword.value == kw), None)
+                v = _fn_value(v) if v is not None else None
+                if v is not None:
+                    self._sum.edges.append(Edge(v.ref, "rule", node, label=kind))
             return self._transform(f, qn, args, nodes, node, state)
+        rule = S.RULE_FUNCTION_ARGS.get(qn)
+        if rule is not None or qn in S.EQXI_RULE_DECORATORS:
+            kind, sl = rule if rule is not None else (S.EQXI_RULE_DECORATORS[qn], slice(0, None))
+            for a in [a for a, _ in positional][sl]:
+                a = _fn_value(a)
+                if a is not None:
+                    self._sum.edges.append(Edge(a.ref, "rule", node, label=kind))
+            if rule is None and not positional:
+                return Val(Q, ref=qn, raw=f.raw)  # @eqxi.filter_primitive_jvp(...) factory
+            return positional[0][0] if isinstance(node, cst.Decorator) and positional else _UNK
         if qn in S.HOST_CALLBACKS:
             self._hand_over(args, nodes, node, T.short(qn), kind="host")
             return Val(ARR, C.join(C.STAGED_ONLY, *(a.cond for a in args[1:] if a.kind != FN)))
@@ -1175,6 +1220,14 @@ def _names_in(expr) -> list:
     from ..syntax.walker import iter_subtree
 
     return [n.value for n in iter_subtree(expr, (cst.Name,))]
+
+
+def _called_attribute(node) -> Optional[str]:
+    """`defjvp` for `f.defjvp(...)` or the decorator `@f.defjvp`."""
+    expr = node.func if isinstance(node, cst.Call) else node.decorator if isinstance(node, cst.Decorator) else None
+    if isinstance(expr, cst.Call):
+        expr = expr.func
+    return expr.attr.value if isinstance(expr, cst.Attribute) else None
 
 
 def _label(ctx, node) -> str:
