@@ -122,10 +122,11 @@ def _read(path: Path) -> Optional[bytes]:
 
 def lint_files(
     files: Sequence[Path], settings: Settings, run: engine.RunConfig, cache: Cache, jobs: int,
-    notes: list, digests: Optional[dict] = None,
+    notes: list, digests: Optional[dict] = None, mp_context=None,
 ) -> list:
     """Lint files (through the cache). Unreadable files become notes, not crashes. With
-    `digests`, records the content hash of the bytes each file's result was computed from."""
+    `digests`, records the content hash of the bytes each file's result was computed from.
+    `mp_context`: how worker processes start (default: the platform's)."""
     results: list = [None] * len(files)
     todo = []
     keys = {}
@@ -152,7 +153,8 @@ def lint_files(
     if todo:
         if jobs > 1 and len(todo) >= 8:
             chunks = schedule.balanced_chunks(todo, jobs, size=lambda t: len(t[2]))
-            with cf.ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(settings,)) as ex:
+            with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp_context, initializer=_init_worker,
+                                        initargs=(settings,)) as ex:
                 futures = {ex.submit(_lint_chunk, [t[1:] for t in chunk]): chunk for chunk in chunks}
                 for fut in cf.as_completed(futures):
                     chunk = futures[fut]
@@ -232,16 +234,13 @@ def _localize(results, diags) -> list:
 def _project_context(files, settings, run, store, jobs) -> list:
     """Facts of the project's other files, for cross-file rules when only some files are linted
     (the pre-commit case). Reuses the cache; returns their results (used for facts only)."""
-    if settings.config_path is None and not (settings.root / ".git").exists() and not (settings.root / "pyproject.toml").exists():
+    if not _has_project(settings):
         return []
     checked = {os.path.abspath(f) for f in files}
     # Spell the other files' paths as a whole-project run from the current folder does
     # (`eqxlint check .` at the project root gives `pkg/mod.py`), so that its cache entries are
     # the ones found here: the cache key includes the path as given.
-    root = settings.root
-    rel = os.path.relpath(root)
-    if rel == "." or not (rel == ".." or rel.startswith(".." + os.sep)):
-        root = Path(rel)
+    root = _spelled_root(settings)
     others = [
         f for f in discover([root], settings)
         if os.path.abspath(f) not in checked and f.suffix == ".py"
@@ -400,3 +399,209 @@ def check_source(source: str, path: str = "<string>", *, settings: Optional[Sett
     run = engine.RunConfig(settings)
     res = engine.lint_source(source, path, run, module_name)
     return engine.finalize([res], run)
+
+
+# ---------------------------------------------------------------------------- project session
+def _has_project(settings: Settings) -> bool:
+    """Whether `eqxlint check FILE` sees the rest of the project (see `_project_context`)."""
+    root = settings.root
+    return settings.config_path is not None or (root / ".git").exists() or (root / "pyproject.toml").exists()
+
+
+def _spelled_root(settings: Settings) -> Path:
+    """The project root spelled as a whole-project run from the current folder spells it (so
+    the cache entries of `eqxlint check .` are the ones found)."""
+    root = settings.root
+    rel = os.path.relpath(root)
+    if rel == "." or not (rel == ".." or rel.startswith(".." + os.sep)):
+        return Path(rel)
+    return root
+
+
+class ProjectSession:
+    """One project's per-file results, held in memory: what the language server keeps.
+
+    `eqxlint check FILE` lints FILE and takes the facts of the project's other `.py` files from
+    the cache; a session loads those results once, through the same cache, then keeps them up
+    to date as documents change: `update(path, text)` re-lints one file from its in-memory text
+    (only the top-level statements that changed are parsed again) and replaces its facts;
+    `update(path)` goes back to the file on disk. `diagnostics_for(path)` runs the project phase
+    (`finalize`) over the current facts and gives what `eqxlint check path` would give if every
+    document held in memory were saved — the same configuration, findings, messages and
+    positions (`tests/test_session.py` compares them).
+
+        session = ProjectSession.for_path("src/pkg/train.py")
+        session.update("src/pkg/model.py", edited_text)
+        for d in session.diagnostics_for("src/pkg/train.py"): ...
+
+    Not thread-safe: use one session from one thread at a time."""
+
+    def __init__(self, settings: Settings, *, cache: bool = True, jobs: Optional[int] = None,
+                 mp_context=None):
+        self.settings = settings
+        self.run = engine.RunConfig(settings)
+        cache_root = Path(settings.cache_dir)
+        if not cache_root.is_absolute():
+            cache_root = settings.root / cache_root
+        self.store = Cache(cache_root, settings.fingerprint(), enabled=cache)
+        self.jobs = jobs or default_jobs()
+        self.mp_context = mp_context
+        self.has_project = _has_project(settings)
+        self.notes: list = []  # files that could not be read
+        self._results: dict = {}  # absolute path -> FileResult (disk or in-memory text)
+        self._names: dict = {}  # absolute path -> the path as a whole-project run spells it
+        self._project: list = []  # absolute paths of the project's .py files, in discovery order
+        self._texts: dict = {}  # absolute path -> the text held in memory
+        self._parsers: dict = {}  # absolute path -> IncrementalParser
+        self._loaded = False
+
+    @classmethod
+    def for_path(cls, path, config: Optional[Path] = None, **kw) -> "ProjectSession":
+        """The session of the project `path` belongs to, configured as `eqxlint check path`
+        configures it (raises `ConfigError` as the CLI does)."""
+        return cls(settings_for([Path(path)], config), **kw)
+
+    # -- files ---------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Discover the project's `.py` files and read their results through the cache (linting
+        the files that are not in it). Done once, on first use."""
+        if self._loaded:
+            return
+        self._loaded = True
+        if not self.has_project:
+            return
+        self._discover()
+
+    def _discover(self) -> None:
+        files = [f for f in discover([_spelled_root(self.settings)], self.settings) if f.suffix == ".py"]
+        keys = [os.path.abspath(f) for f in files]
+        self._project = keys
+        for k, f in zip(keys, files):
+            self._names.setdefault(k, str(f))
+        todo = [f for k, f in zip(keys, files) if k not in self._results]
+        for r in self._lint_disk(todo):
+            self._results[os.path.abspath(r.path)] = r
+
+    def _lint_disk(self, files: list) -> list:
+        if not files:
+            return []
+        return lint_files(files, self.settings, self.run, self.store, self.jobs, self.notes,
+                          mp_context=self.mp_context)
+
+    def refresh(self) -> None:
+        """Files were created, deleted or changed on disk (not the documents held in memory):
+        discover the project again and re-read what changed (through the cache)."""
+        self.load()
+        if not self.has_project:
+            return
+        held = set(self._texts)
+        for k in list(self._results):
+            if k not in held:
+                del self._results[k]
+        self._discover()
+
+    def name(self, path) -> str:
+        """The path as the session's diagnostics spell it."""
+        key = os.path.abspath(path)
+        name = self._names.get(key)
+        if name is None:
+            rel = os.path.relpath(key)
+            name = key if rel == ".." or rel.startswith(".." + os.sep) else rel
+            self._names[key] = name
+        return name
+
+    def text(self, path) -> Optional[str]:
+        """The text held in memory for `path`, if any."""
+        return self._texts.get(os.path.abspath(path))
+
+    # -- updates -------------------------------------------------------------------------------
+    def update(self, path, text: Optional[str] = None) -> "engine.FileResult":
+        """Re-lint `path` from `text` (a document's in-memory text), or from the file on disk
+        when `text` is None; its facts replace the old ones. Returns its per-file result."""
+        self.load()
+        key = os.path.abspath(path)
+        name = self.name(key)
+        if text is None:
+            self._texts.pop(key, None)
+            self._parsers.pop(key, None)
+            found = self._lint_disk([Path(name)])
+            if found:
+                self._results[key] = found[0]
+            else:
+                self._results.pop(key, None)
+            return self._results.get(key)
+        old = self._results.get(key)
+        if old is not None and self._texts.get(key) == text:
+            return old
+        from ..syntax.incremental import IncrementalParser
+
+        parser = self._parsers.get(key)
+        if parser is None:
+            parser = self._parsers[key] = IncrementalParser()
+        modname, is_pkg = module_name_for(Path(key))
+        try:
+            res = engine.lint_source(text, name, self.run, modname, is_pkg, parse=parser.parse)
+        except Exception as e:  # never let one document stop the session
+            res = engine.FileResult(name, [], {}, [], [f"internal error on {name}: {type(e).__name__}: {e}"], [])
+        self._texts[key] = text
+        self._results[key] = res
+        return res
+
+    def forget(self, path) -> None:
+        """Drop what is held in memory for `path` (the document was closed): back to disk."""
+        key = os.path.abspath(path)
+        if key in self._texts or key not in self._project:
+            self._texts.pop(key, None)
+            self._parsers.pop(key, None)
+            if key in self._project:
+                self.update(key)
+            else:
+                self._results.pop(key, None)
+
+    # -- diagnostics ---------------------------------------------------------------------------
+    def diagnostics_for(self, path) -> list:
+        """What `eqxlint check path` gives (with the documents held in memory as saved)."""
+        return self.diagnostics([path])[os.path.abspath(path)]
+
+    def diagnostics(self, paths) -> dict:
+        """`diagnostics_for` of several files, with one project phase for the project's own files.
+        Returns {absolute path: [Diagnostic]}."""
+        self.load()
+        keys = list(dict.fromkeys(os.path.abspath(p) for p in paths))
+        for k in keys:
+            if k not in self._results:
+                self.update(k)
+        out: dict = {k: [] for k in keys}
+        project = [k for k in self._project if k in self._results] if self.has_project else []
+        members = set(project)
+        inside = [k for k in keys if k in members and k in self._results]
+        if inside:
+            out.update(self._finalize(project, inside))
+        for k in keys:
+            if k not in members and k in self._results:
+                out.update(self._finalize(project + [k], [k]))
+        return out
+
+    def _finalize(self, universe: list, wanted: list) -> dict:
+        """`finalize` over the results of `universe`, for the files `wanted`. The other files
+        contribute their facts only (a file's final findings depend on its own result and the
+        project index, which is built from facts), and every result is passed as a copy:
+        `finalize` writes into diagnostics (call chains, severities) and notes."""
+        want = set(wanted)
+        results = []
+        for k in universe:
+            r = self._results[k]
+            if k in want:
+                results.append(dataclasses.replace(
+                    r, diagnostics=[dataclasses.replace(d) for d in r.diagnostics],
+                    notes=list(r.notes), errors=list(r.errors)))
+            else:
+                results.append(engine.FileResult(r.path, [], r.facts, [], [], []))
+        names = {self._results[k].path: k for k in wanted}
+        out: dict = {k: [] for k in wanted}
+        for d in engine.finalize(results, self.run):
+            k = names.get(d.filename)
+            if k is not None:
+                out[k].append(d)
+        return out
+
