@@ -162,11 +162,12 @@ MUTATIONS = [
     ),
     Mutation(
         "fix-reapplies-old-edits",
-        "the bug as it was: no hash check and no verification (edits land on re-read text)",
+        "the bug as it was: no hash check, no verification, no symlink grouping (edits land on re-read text)",
         [("eqxlint/app/api.py",
           r"linted_these_bytes = digest is not None and digest == fixes\.content_hash\(data\)",
           "linted_these_bytes = True"),
-         ("eqxlint/app/api.py", r"^    if write and linted_these_bytes:\n", "    if False:\n")],
+         ("eqxlint/app/api.py", r"^    if write and linted_these_bytes:\n", "    if False:\n"),
+         ("eqxlint/app/api.py", r"by_real\.setdefault\(os\.path\.realpath\(n\), \[\]\)", "by_real.setdefault(n, [])")],
         ["tests/test_fix_safety.py", "-k", "symlink or concurrent"],
     ),
     Mutation(
