@@ -93,10 +93,12 @@ class CheckResult:
         if self.atol is not None:
             tol.append(f"atol={self.atol:g}")
         if self.eps is not None:
-            tol.append(f"eps={self.eps:g}")
-        body = ", ".join(parts)
-        if tol:
-            body += f" ({', '.join(tol)})"
+            exponent = math.log2(self.eps) if self.eps > 0 else 0.5
+            shown = f"2^{int(exponent)}" if exponent == int(exponent) else f"{self.eps:g}"
+            tol.append(f"eps={shown}")
+        body = " ".join(
+            piece for piece in (", ".join(parts), f"({', '.join(tol)})" if tol else "") if piece
+        )
         if self.message:
             body += ("  " if body else "") + self.message
         return f"{head}  {body}".rstrip()
@@ -241,6 +243,7 @@ class _Errors:
     max_abs: float = 0.0
     max_rel: float = 0.0
     problems: list = dataclasses.field(default_factory=list)
+    measured: bool = False  # whether any error was measured (not just exceptions)
 
     def fail(self, problem: str) -> None:
         self.ok = False
@@ -273,9 +276,10 @@ class _Errors:
                 np.isnan(a), np.isnan(b)
             ) or not np.array_equal(a[~fa & ~np.isnan(a)], b[~fb & ~np.isnan(b)]):
                 self.fail(f"{where}output {i}: non-finite values differ from the reference")
-                self.max_abs = math.inf
+                self.max_abs, self.measured = math.inf, True
                 good = False
                 continue
+            self.measured = True
             err = np.where(fb, np.abs(a - b), 0.0)
             mag = np.where(fb, np.abs(b), 0.0)
             scale = float(mag.max())
@@ -295,6 +299,7 @@ class _Errors:
         return good
 
     def scalar(self, err: float, scale: float, allowed: float, label: str) -> None:
+        self.measured = True
         self.max_abs = max(self.max_abs, err)
         self.max_rel = max(self.max_rel, err / max(scale, np.finfo(np.float64).tiny))
         if not err <= allowed:
@@ -306,7 +311,9 @@ class _Errors:
         if not self.ok:
             more = f" (+{len(self.problems) - 4} more)" if len(self.problems) > 4 else ""
             msg.append(f"{failure}; failed: " + "; ".join(self.problems[:4]) + more)
-        return CheckResult(name, "passed" if self.ok else "failed", self.max_abs, self.max_rel,
+        max_abs = self.max_abs if self.measured else None
+        max_rel = self.max_rel if self.measured else None
+        return CheckResult(name, "passed" if self.ok else "failed", max_abs, max_rel,
                            rtol, atol, precision.name, "; ".join(msg), eps)
 
 
@@ -538,7 +545,7 @@ def _run_vmap_cases(name: str, fn, args, batch_size, seed, rtol, atol, *, max_ca
         except Exception as e:  # noqa: BLE001 -- a broken rule is a failed case
             errs.fail(f"{label}: {_first_line(e)}")
     res = errs.result(name, r, a, precision, note, "vmap disagrees with a loop over the batch")
-    extra = f"{len(cases)} batching cases"
+    extra = f"{len(cases)} batching case{'s' if len(cases) != 1 else ''}"
     return dataclasses.replace(res, message=f"{extra}; {res.message}" if res.message else extra)
 
 
@@ -1037,7 +1044,7 @@ def check_primitive(
             except Exception as e:  # noqa: BLE001 -- a broken rule is a failed case
                 errs.fail(f"{label}: {_first_line(e)}")
         res = errs.result("jvp_of_vmap", r, t_, precision, note, "jvp of vmap disagrees with a loop of jvp")
-        extra = f"{len(cases)} batching cases"
+        extra = f"{len(cases)} batching case{'s' if len(cases) != 1 else ''}"
         return dataclasses.replace(res, message=f"{extra}; {res.message}" if res.message else extra)
 
     run("vmap_of_jvp", x64, vmap_of_jvp_body, why=comp_why)
@@ -1071,6 +1078,7 @@ def check_primitive(
             if res.status == "failed":
                 errs.fail(f"argument {i}: {res.message}")
             if res.max_abs_error is not None:
+                errs.measured = True
                 errs.max_abs = max(errs.max_abs, res.max_abs_error)
                 errs.max_rel = max(errs.max_rel, res.max_rel_error or 0.0)
         return errs.result("vmap_of_transpose", r, t_, precision, f"linear in argument(s) {sorted(lin)}",

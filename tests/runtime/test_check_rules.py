@@ -434,3 +434,37 @@ def test_jax_custom_jvp_functions_pass(fn):
     op = define_primitive(f"c14_{getattr(fn, '__name__', 'lse')}", fn)
     report = check_primitive(op, a, skip=("vmap_of_jvp", "jvp_of_vmap"))
     assert report.ok, str(report)
+
+
+# ---- PyTree arguments -----------------------------------------------------------------
+
+
+def test_check_primitive_on_pytree_arguments_and_outputs():
+    def dense(p, a, *, act="tanh"):
+        y = a @ p["w"] + p["b"]
+        return {"y": getattr(jnp, act)(y), "pre": y}
+
+    op = define_primitive("c14_dense", dense, multiple_results=True)
+    p = {"w": w[:, :2], "b": jnp.array([0.1, -0.2])}
+    report = check_primitive(op, p, x, params={"act": "sin"}, skip=("vmap_of_jvp", "jvp_of_vmap"))
+    assert report.ok, str(report)
+    assert "7 batching cases" in report["vmap"].message  # per leaf: w, b and x
+
+    def bad_jvp(primals, tangents):
+        (p, a), (tp, ta) = primals, tangents
+        y = a @ p["w"] + p["b"]
+        dy = ta @ p["w"] + a @ tp["w"]  # BUG: forgets the bias's tangent
+        return {"y": jnp.sin(y), "pre": y}, {"y": jnp.cos(y) * dy, "pre": dy}
+
+    bad = define_primitive("c14_dense_bad", dense, jvp=bad_jvp, multiple_results=True)
+    report = check_primitive(bad, p, x, params={"act": "sin"}, skip=("vmap_of_jvp", "jvp_of_vmap"))
+    assert _failed(report) == {"jvp", "vjp"}, str(report)
+
+
+def test_an_exception_is_reported_without_error_figures():
+    op = define_primitive("c14_bad_reshape", lambda a: a.reshape(-1, 5))
+    report = check_primitive(op, x, skip=("vmap_of_jvp", "jvp_of_vmap"))
+    assert report["jvp"].status == "failed" and report["jvp"].max_abs_error is None
+    assert "cannot reshape" in report["jvp"].message
+    assert report["vmap"].status == "failed" and report["vmap"].max_abs_error is None
+    assert "max abs err" not in str(report).split("\n")[2]
