@@ -25,6 +25,7 @@ from ._primitive import (
     define_primitive as define_primitive,
     NonDifferentiableError as NonDifferentiableError,
     Primitive as Primitive,
+    PrimitiveRuleError as PrimitiveRuleError,
 )
 from ._static import (
     assert_static_unchanged as assert_static_unchanged,
