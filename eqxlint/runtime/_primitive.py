@@ -27,6 +27,7 @@ _VMAP_PARAM = "_eqxlint_vmap"  # the derived batching levels, innermost first
 # Lowering platforms: the names `mlir.register_lowering` knows, plus "gpu" for both.
 _PLATFORM_ALIASES = {"gpu": ("cuda", "rocm")}
 _PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
+_DEFAULT_BACKEND_PLATFORMS = {"cpu": ("cpu",), "gpu": ("cuda", "rocm"), "tpu": ("tpu",)}
 
 # Every primitive made by `define_primitive`, so that `check_primitive(op.primitive)`
 # (a user who meets the primitive in a jaxpr) finds its `impl` and `lowering`.
@@ -395,6 +396,10 @@ def define_primitive(
         )
 
         def _impl_rule(*leaves: Array, **params: Any) -> Any:
+            if jax.config.jax_disable_jit:  # jit would call straight back into here
+                here = _DEFAULT_BACKEND_PLATFORMS.get(jax.default_backend(), ())
+                fn = next((lowerings[p] for p in here if p in lowerings), impl)
+                return _lowering_fun(fn, "lowering")(*leaves, **params)
             return _compiled(leaves, tuple(params.items()))
 
     else:
@@ -639,9 +644,10 @@ def define_primitive(
                 shape = list(o.shape)
                 ok = True
                 if ax is not None:
-                    ax = int(ax) % max(o.ndim, 1) if o.ndim else ax
-                    ok = o.ndim > 0 and shape[ax] == size
+                    ok = o.ndim > 0 and -o.ndim <= int(ax) < o.ndim
                     if ok:
+                        ax = int(ax) % o.ndim
+                        ok = shape[ax] == size
                         del shape[ax]
                 if not ok or tuple(shape) != tuple(e.shape) or jnp.dtype(o.dtype) != jnp.dtype(e.dtype):
                     raise _err(
@@ -668,8 +674,3 @@ def _aval(x: Any) -> Any:
 
 def _struct(aval: Any) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(aval.shape, aval.dtype)
-
-
-def defined_primitive(prim: jax.extend.core.Primitive) -> Primitive | None:
-    """The [`Primitive`][] that `define_primitive` made for `prim`, or `None`."""
-    return _DEFINED.get(prim)

@@ -12,8 +12,7 @@ import jax.extend.core  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 
-from eqxlint.runtime import define_primitive  # noqa: E402
-from eqxlint.runtime._primitive import PrimitiveRuleError  # noqa: E402
+from eqxlint.runtime import define_primitive, PrimitiveRuleError  # noqa: E402
 
 
 pytestmark = pytest.mark.jax
@@ -314,3 +313,22 @@ def test_lowering_with_pallas_kernel():
     assert jnp.allclose(out[1], -want, atol=1e-6)
     g = jax.grad(lambda x: op(x, y, scale=2.0).sum())(x)
     assert jnp.allclose(g, 2.0 * jnp.tanh(y), atol=1e-6)
+
+
+def test_lowering_under_disable_jit():
+    op = define_primitive("t14_low_nojit", lambda x: jnp.sin(x), lowering=lambda x: jnp.sin(x) + 1.0)
+    x = jnp.linspace(0.0, 1.0, 3)
+    with jax.disable_jit():
+        assert jnp.allclose(op(x), jnp.sin(x) + 1.0)  # the lowering, run eagerly
+        assert jnp.allclose(jax.vmap(op)(x[:, None])[:, 0], jnp.sin(x) + 1.0)
+
+
+def test_multiple_results_with_a_collective_under_named_vmap():
+    op = define_primitive(
+        "t14_center_mean",
+        lambda x: {"c": x - jax.lax.pmean(x, "b"), "m": jax.lax.pmean(x, "b")},
+        multiple_results=True,
+    )
+    xs = jnp.arange(6.0).reshape(3, 2)
+    out = jax.jit(jax.vmap(op, axis_name="b"))(xs)
+    assert jnp.allclose(out["c"], xs - xs.mean(0)) and jnp.allclose(out["m"], xs.mean(0) + 0 * xs)
