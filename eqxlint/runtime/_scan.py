@@ -22,6 +22,36 @@ def _is_float(x: Any) -> bool:
     return eqx.is_array(x) and jnp.issubdtype(x.dtype, jnp.inexact)
 
 
+# Carries of at least this many bytes: the innermost level is differentiated one step at
+# a time (see `_auto_schedule`).
+PER_STEP_MIN_CARRY_BYTES = 1024
+# The largest fan-out (segments per segment) of the "auto" schedule.
+AUTO_MAX_FANOUT = 256
+
+
+def _auto_schedule(length: int, carry_bytes: int | None) -> tuple[int, ...]:
+    """The "auto" rule. `k = max(2, ceil(log_256 n))` levels with fan-out `n^(1/k)`
+    (`k = 2`, fan-out ~sqrt(n), up to n = 65536); then:
+
+    - a carry of at least 1 KiB (or unknown): the innermost segments of ~n^(1/k) steps are
+      recomputed once more saving every carry, and differentiated one step at a time:
+      sizes `(..., ceil(n^(1/k)), 1)`; memory ~`k n^(1/k)` carries, `k` extra forward
+      passes.
+    - a smaller carry: the per-step work is too small to pay for that extra pass, and the
+      residuals are tiny: the innermost blocks of ~n^(1/k)/2 steps are differentiated as a
+      plain `lax.scan`: sizes `(..., ceil(n^(1/k) / 2))`; `k - 1` extra forward passes.
+    """
+    if length <= 1:
+        return ()
+    levels = max(2, math.ceil(math.log(length) / math.log(AUTO_MAX_FANOUT) - 1e-9))
+    sizes = [math.ceil(length ** ((levels - i) / levels) - 1e-9) for i in range(1, levels)]
+    if carry_bytes is None or carry_bytes >= PER_STEP_MIN_CARRY_BYTES:
+        sizes.append(1)
+    else:
+        sizes[-1] = max(1, math.ceil(sizes[-1] / 2))
+    return tuple(sorted({b for b in sizes if b < length}, reverse=True))
+
+
 def scan_schedule(
     length: int, checkpoints: Checkpoints = "auto", *, carry_bytes: int | None = None
 ) -> tuple[int, ...]:
@@ -30,9 +60,20 @@ def scan_schedule(
     Returns `(b_1, ..., b_k)`, strictly decreasing: the whole scan is cut into segments
     of `b_1` steps (one carry saved per segment on the forward pass); during the
     backward pass each `b_i`-segment is recomputed and cut into `b_{i+1}`-segments
-    (one carry saved per segment), and the `b_k`-segments are differentiated by
-    `jax.vjp` of a plain `lax.scan` (storing that scan's residuals for `b_k` steps).
-    An empty tuple means "no checkpointing" (the scan is short).
+    (one carry saved per segment). The last segments, of `b_k` steps, are differentiated
+    by `jax.vjp` of a plain `lax.scan` (keeping that scan's residuals for `b_k` steps);
+    `b_k = 1` means one step at a time (keeping only the saved carries). An empty tuple
+    means "no checkpointing" (the scan is short).
+
+    **Arguments:**
+
+    - `length`: the number of steps.
+    - `checkpoints`: as for [`checkpointed_scan`][].
+    - `carry_bytes`: the size of the carry, used by `"auto"` (unknown: treated as large).
+
+    **Returns:**
+
+    The segment sizes, a tuple of strictly decreasing ints smaller than `length`.
     """
     if length <= 1:
         return ()
@@ -41,14 +82,14 @@ def scan_schedule(
             raise ValueError(f"explicit segment sizes must be strictly decreasing positive ints, got {checkpoints}")
         return tuple(b for b in checkpoints if b < length)
     if isinstance(checkpoints, bool) or not isinstance(checkpoints, (int, str)):
-        raise TypeError(f"checkpoints must be 'sqrt', 'binomial' or an int, got {checkpoints!r}")
+        raise TypeError(f"checkpoints must be 'auto', 'sqrt', 'binomial' or an int, got {checkpoints!r}")
     if isinstance(checkpoints, int):
         if checkpoints < 1:
             raise ValueError(f"checkpoints must be >= 1, got {checkpoints}")
         block = math.ceil(length / checkpoints)
         return (block,) if checkpoints < length and block < length else ()
     if checkpoints == "auto":
-        checkpoints = "binomial"  # TODO: choose from carry_bytes
+        return _auto_schedule(length, carry_bytes)
     if checkpoints == "sqrt":
         # ~sqrt(n) checkpoints, and segments of ~sqrt(n) steps whose residuals are kept.
         block = math.ceil(math.sqrt(length))
@@ -65,7 +106,7 @@ def scan_schedule(
             if b < length:
                 sizes.append(b)
         return tuple(sizes)
-    raise ValueError(f"checkpoints must be 'sqrt', 'binomial' or an int, got {checkpoints!r}")
+    raise ValueError(f"checkpoints must be 'auto', 'sqrt', 'binomial' or an int, got {checkpoints!r}")
 
 
 def _tree_index(tree: PyTree, i: Any) -> PyTree:
@@ -91,7 +132,7 @@ def checkpointed_scan(
     *,
     length: int | None = None,
     reverse: bool = False,
-    checkpoints: Checkpoints = "binomial",
+    checkpoints: Checkpoints = "auto",
 ) -> tuple[_Carry, _Y]:
     """A `jax.lax.scan` whose reverse-mode memory grows sub-linearly with its length.
 
@@ -101,8 +142,8 @@ def checkpointed_scan(
     the rest is recomputed (recursive checkpointing).
 
     The backward pass is a custom VJP: each step reads its input from `xs` by index, so
-    no level of the recursion copies blocks of `xs`, and the cotangent of `xs` is
-    written in place into one buffer.
+    no level of the recursion copies all of `xs`, and the cotangent of `xs` is written in
+    place into one buffer.
 
     **Arguments:**
 
@@ -113,13 +154,21 @@ def checkpointed_scan(
     - `length`: the number of steps; required if `xs` is `None`.
     - `reverse`: scan from the end of `xs` to its start, as for `lax.scan`.
     - `checkpoints`: the schedule (see [`scan_schedule`][] for the segment sizes used):
-        - `"binomial"` (default): recursive checkpointing with `k = ceil(log_8 n)` levels
-          of fan-out `~n^(1/k)` (about 8): about `k·n^(1/k)` carries of memory (64 + a
-          few carries at n=4096), one extra forward pass per level below the top.
+        - `"auto"` (default): chosen from the length `n` and the carry's size. Up to
+          n = 65536: with a carry of at least 1 KiB, `(ceil(√n), 1)`: √n saved carries,
+          each √n-segment recomputed once more saving its √n carries, then
+          differentiated step by step (≈ 2√n carries, two extra forward passes); with a
+          smaller carry, `(ceil(√n / 2),)`: 2√n saved carries, blocks of √n/2 steps
+          differentiated as a plain `lax.scan` (one extra forward pass). Longer scans
+          get one more level per factor of 256 in `n`.
+        - `"binomial"`: recursive checkpointing with `k = ceil(log_8 n)` levels
+          of fan-out `~n^(1/k)` (about 8): about `k·n^(1/k)` carries of memory plus the
+          residuals of `n^(1/k)` steps, one extra forward pass per level below the top.
         - `"sqrt"`: two levels: ~√n saved carries, and ~√n steps of the body's residuals
-          kept at a time; one extra forward pass (the fastest, but ~4-5√n carries).
+          kept at a time; one extra forward pass.
         - an int `k`: two levels with `k` saved carries (segments of `ceil(n/k)` steps).
-        - a tuple of strictly decreasing ints: the segment sizes themselves.
+        - a tuple of strictly decreasing ints: the segment sizes themselves (ending in
+          `1` for step-by-step differentiation of the innermost segments).
 
     **Returns:**
 
@@ -146,7 +195,10 @@ def checkpointed_scan(
         flip = lambda tree: jtu.tree_map(lambda a: jnp.flip(a, 0), tree)
         carry, ys = checkpointed_scan(f, init, flip(xs), length=length, checkpoints=checkpoints)
         return carry, flip(ys)
-    sizes = scan_schedule(length, checkpoints)
+    carry_bytes = sum(
+        math.prod(jnp.shape(a)) * jnp.result_type(a).itemsize for a in jtu.tree_leaves(init)
+    )
+    sizes = scan_schedule(length, checkpoints, carry_bytes=carry_bytes)
     if not sizes:
         return lax.scan(f, init, xs, length=length)
     x0 = None if xs is None else jtu.tree_map(lambda a: a[0], xs)
@@ -162,6 +214,9 @@ def checkpointed_scan(
     # -- forward helpers -------------------------------------------------------------
 
     def run_no_ys(consts, xs, c, start, size):
+        if size == 1:
+            return step_at(consts, xs, c, start)[0]
+
         def inner(c, i):
             c, _ = step_at(consts, xs, c, start + i)
             return c, None
@@ -170,8 +225,8 @@ def checkpointed_scan(
         return c
 
     def save_carries(consts, xs, c, start, seg, count):
-        """Run `count` segments of `seg` steps from `c`; return the carry at the start of
-        every segment (stacked) and the carry at the end."""
+        """Run `count` segments of `seg` steps from `c`; return the carry at the end and
+        the carry at the start of every segment (stacked)."""
 
         def outer(c, j):
             return run_no_ys(consts, xs, c, start + j * seg, seg), c
@@ -179,8 +234,33 @@ def checkpointed_scan(
         return lax.scan(outer, c, jnp.arange(count, dtype=jnp.int32))
 
     # -- backward --------------------------------------------------------------------
+    # `state` is (cotangent of the carry, accumulated cotangent of the consts, cotangent
+    # of xs written in place). The segments at `level` have `sizes[level]` steps; below
+    # the last level, a block of several steps is differentiated by `jax.vjp` of a plain
+    # `lax.scan` (keeping its residuals for those steps), and a segment of one step by
+    # `jax.vjp` of the step (keeping nothing but the carries saved above it).
 
-    def leaf_bwd(consts, xs, ct_ys, c0, start, size, ct_c, acc_consts, dxs):
+    def step_bwd(consts, xs, ct_ys, c0, t, state):
+        ct_c, acc_consts, dxs = state
+        consts_f, consts_s = eqx.partition(consts, _is_float)
+        c0_f, c0_s = eqx.partition(c0, _is_float)
+        x = None if xs is None else _tree_index(xs, t)
+        x_f, x_s = eqx.partition(x, _is_float)
+
+        def one(consts_f, c_f, x_f):
+            c, y = body(eqx.combine(consts_f, consts_s), eqx.combine(c_f, c0_s), eqx.combine(x_f, x_s))
+            return eqx.filter(c, _is_float), eqx.filter(y, _is_float)
+
+        _, vjp_fn = jax.vjp(one, consts_f, c0_f, x_f)
+        ct_y = None if ct_ys is None else _tree_index(ct_ys, t)
+        d_consts, d_c, d_x = vjp_fn((ct_c, ct_y))
+        acc_consts = _tree_add(acc_consts, d_consts)
+        if dxs is not None:
+            dxs = jtu.tree_map(lambda a, u: lax.dynamic_update_index_in_dim(a, u, t, 0), dxs, d_x)
+        return d_c, acc_consts, dxs
+
+    def block_bwd(consts, xs, ct_ys, c0, start, size, state):
+        ct_c, acc_consts, dxs = state
         consts_f, consts_s = eqx.partition(consts, _is_float)
         c0_f, c0_s = eqx.partition(c0, _is_float)
         xs_blk = None if xs is None else _tree_slice(xs, start, size)
@@ -200,31 +280,32 @@ def checkpointed_scan(
             dxs = _tree_update(dxs, d_xs, start)
         return d_c0, acc_consts, dxs
 
-    def seg_bwd(level, consts, xs, ct_ys, c0, start, size, ct_c, acc_consts, dxs):
-        """Backward pass over steps [start, start + size), starting from carry c0."""
-        if level == len(sizes) or size <= sizes[level]:
-            return leaf_bwd(consts, xs, ct_ys, c0, start, size, ct_c, acc_consts, dxs)
+    def seg_bwd(level, consts, xs, ct_ys, c0, start, size, state):
+        """Backward pass over steps [start, start + size) from carry `c0`, where `size`
+        is at most `sizes[level - 1]`."""
+        if size == 1:
+            return step_bwd(consts, xs, ct_ys, c0, start, state)
+        while level < len(sizes) and sizes[level] >= size:  # a short remainder: skip levels
+            level += 1
+        if level == len(sizes):
+            return block_bwd(consts, xs, ct_ys, c0, start, size, state)
         seg = sizes[level]
         count, rem = divmod(size, seg)
         c_rem, ckpts = save_carries(consts, xs, c0, start, seg, count)
-        return segs_bwd(level, consts, xs, ct_ys, ckpts, c_rem, start, seg, count, rem, ct_c, acc_consts, dxs)
+        return segs_bwd(level, consts, xs, ct_ys, ckpts, c_rem, start, seg, count, rem, state)
 
-    def segs_bwd(level, consts, xs, ct_ys, ckpts, c_rem, start, seg, count, rem, ct_c, acc_consts, dxs):
+    def segs_bwd(level, consts, xs, ct_ys, ckpts, c_rem, start, seg, count, rem, state):
+        """Backward pass over `count` segments of `seg` steps from `start` (whose
+        starting carries are `ckpts`) followed by `rem` steps starting from `c_rem`."""
         if rem:
-            ct_c, acc_consts, dxs = seg_bwd(
-                level + 1, consts, xs, ct_ys, c_rem, start + count * seg, rem, ct_c, acc_consts, dxs
-            )
+            state = seg_bwd(level + 1, consts, xs, ct_ys, c_rem, start + count * seg, rem, state)
 
         def back(state, inp):
-            ct_c, acc_consts, dxs = state
             j, c0 = inp
-            state = seg_bwd(level + 1, consts, xs, ct_ys, c0, start + j * seg, seg, ct_c, acc_consts, dxs)
-            return state, None
+            return seg_bwd(level + 1, consts, xs, ct_ys, c0, start + j * seg, seg, state), None
 
-        (ct_c, acc_consts, dxs), _ = lax.scan(
-            back, (ct_c, acc_consts, dxs), (jnp.arange(count, dtype=jnp.int32), ckpts), reverse=True
-        )
-        return ct_c, acc_consts, dxs
+        state, _ = lax.scan(back, state, (jnp.arange(count, dtype=jnp.int32), ckpts), reverse=True)
+        return state
 
     # -- the custom VJP ----------------------------------------------------------------
 
@@ -265,7 +346,8 @@ def checkpointed_scan(
         ct_ys_f = None if ct_ys is None else eqx.filter(ct_ys, _is_float)
         acc = jtu.tree_map(jnp.zeros_like, eqx.filter(consts, _is_float))
         dxs = None if xs is None else jtu.tree_map(jnp.zeros_like, eqx.filter(xs, _is_float))
-        ct_init, acc, dxs = segs_bwd(0, consts, xs, ct_ys_f, ckpts, c_rem, 0, seg, count, rem, ct_c_f, acc, dxs)
+        state = (ct_c_f, acc, dxs)
+        ct_init, acc, dxs = segs_bwd(0, consts, xs, ct_ys_f, ckpts, c_rem, 0, seg, count, rem, state)
         return acc, ct_init, dxs
 
     _scan.defvjp(_fwd, _bwd)

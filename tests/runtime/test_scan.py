@@ -39,7 +39,7 @@ def _loss(scan):
 
 
 _CASES = [(n, "binomial") for n in (1, 2, 7, 13, 31, 97)] + [
-    (n, c) for n in (13, 97) for c in ("sqrt", 3, (20, 6, 2))
+    (n, c) for n in (13, 97) for c in ("sqrt", 3, (20, 6, 2), "auto", (10, 1), (20, 4, 1))
 ]
 
 
@@ -157,6 +157,43 @@ def test_schedule():
         scan_schedule(100, 2.5)
 
 
+def test_auto_schedule_rule():
+    # large carries (>= 1 KiB): sqrt(n) segments, then step by step
+    assert scan_schedule(4096, "auto", carry_bytes=16384) == (64, 1)
+    assert scan_schedule(256, carry_bytes=1024) == (16, 1)
+    assert scan_schedule(4096) == (64, 1)  # unknown carry size: treated as large
+    # small carries: one level of sqrt(n)/2-step blocks differentiated as a plain scan
+    assert scan_schedule(4096, "auto", carry_bytes=64) == (32,)
+    assert scan_schedule(16384, carry_bytes=1020) == (64,)
+    # beyond 256**2 steps, one more level (fan-out <= 256)
+    assert scan_schedule(10**6, carry_bytes=16384) == (10000, 100, 1)
+    assert scan_schedule(10**6, carry_bytes=64) == (10000, 50)
+    assert scan_schedule(2) == (1,) and scan_schedule(1) == ()
+
+
+def _body_evaluations(shape, n, **kw):
+    count = [0]
+
+    def loss(W, init, xs):
+        def f(c, x):
+            jax.debug.callback(lambda x: count.__setitem__(0, count[0] + 1), x)
+            return jnp.tanh(c @ W + x), None
+
+        return jnp.sum(checkpointed_scan(f, init, xs, **kw)[0])
+
+    d = shape[-1]
+    jax.jit(jax.grad(loss))(jnp.eye(d) / 2, jnp.ones(shape), jnp.ones((n,) + shape) / n)
+    return count[0] / n
+
+
+def test_auto_schedule_recomputes_once_for_small_carries():
+    # f32[4] carry: the forward pass plus one recomputation (the "binomial" default
+    # recomputed three times at this length), and twice for a 4 KiB carry
+    assert _body_evaluations((4,), 1024) == 2
+    assert _body_evaluations((32, 32), 1024) == 3
+    assert _body_evaluations((4,), 1024, checkpoints="binomial") > 3.5  # (182, 32, 6)
+
+
 def _temp_bytes(scan, n, d=8):
     def loss(W, init, xs):
         c, _ = scan(lambda c, x: (jnp.tanh(c @ W + x), None), init, xs)
@@ -168,6 +205,15 @@ def _temp_bytes(scan, n, d=8):
     if analysis is None:
         pytest.skip("this backend has no memory_analysis")
     return analysis.temp_size_in_bytes
+
+
+@pytest.mark.parametrize("n", [64, 256, 1024])
+def test_memory_at_most_equinox_checkpointed_scan(n):
+    eqxi = pytest.importorskip("equinox.internal")
+    d = 32  # a 4 KiB carry
+    ours = _temp_bytes(checkpointed_scan, n, d)
+    theirs = _temp_bytes(lambda f, init, xs: eqxi.scan(f, init, xs, kind="checkpointed"), n, d)
+    assert ours <= theirs, (ours / (d * d * 4), theirs / (d * d * 4))
 
 
 def test_memory_is_sublinear():
