@@ -514,6 +514,10 @@ class ProjectSession:
         """The text held in memory for `path`, if any."""
         return self._texts.get(os.path.abspath(path))
 
+    def held(self) -> dict:
+        """{absolute path: text} of the documents held in memory."""
+        return dict(self._texts)
+
     # -- updates -------------------------------------------------------------------------------
     def update(self, path, text: Optional[str] = None) -> "engine.FileResult":
         """Re-lint `path` from `text` (a document's in-memory text), or from the file on disk
