@@ -493,21 +493,27 @@ class CheckpointedGrad:
         """`(call_args, call_kwargs, static, key)`: the arrays the array-only function
         takes, the static part it closes over, and the cache key."""
         if not self.filter:
-            sig = _signature((args, kwargs))
-            return args, kwargs, None, None if sig is None else ((), sig)
-        if not args:
-            raise TypeError("filter_checkpointed_grad: the function must be called with at least one positional argument (the one differentiated)")
-        diff_x, nondiff_x = eqx.partition(args[0], eqx.is_inexact_array)
-        dynamic, static = eqx.partition((nondiff_x, args[1:], kwargs), eqx.is_array)
-        call_args = (diff_x, dynamic)
-        static_key, sig = _static_key(static), _signature(call_args)
+            # As for `jax.grad`, keyword arguments are not differentiated, and non-array
+            # ones stay Python values (closed over, part of the cache key).
+            dyn_kwargs, static = eqx.partition(kwargs, eqx.is_array)
+            call_args, call_kwargs = args, dyn_kwargs
+        else:
+            if not args:
+                raise TypeError(
+                    "filter_checkpointed_grad: the function must be called with at least one "
+                    "positional argument (the one differentiated)"
+                )
+            diff_x, nondiff_x = eqx.partition(args[0], eqx.is_inexact_array)
+            dynamic, static = eqx.partition((nondiff_x, args[1:], kwargs), eqx.is_array)
+            call_args, call_kwargs = (diff_x, dynamic), {}
+        static_key, sig = _static_key(static), _signature((call_args, call_kwargs))
         key = None if static_key is None or sig is None else (static_key, sig)
-        return call_args, {}, static, key
+        return call_args, call_kwargs, static, key
 
     def _array_fn(self, static: Any, aux_static: list) -> Callable[..., Any]:
-        if not self.filter:
-            return self.fn
         fn, has_aux = self.fn, self.has_aux
+        if not self.filter:
+            return lambda *args, **dyn_kwargs: fn(*args, **eqx.combine(dyn_kwargs, static))
 
         def array_fn(diff_x, dynamic):
             nondiff_x, rest, kwargs = eqx.combine(dynamic, static)
@@ -591,7 +597,9 @@ def checkpointed_grad(
 
     - `fn`: the function to differentiate, taking PyTrees of arrays (as for `jax.grad`;
       see [`filter_checkpointed_grad`][] for arguments with non-array leaves). Keyword
-      arguments are passed through and not differentiated, as for `jax.grad`.
+      arguments are not differentiated, as for `jax.grad`; their non-array leaves are
+      passed as the Python values they are (and are part of the cache key, so they must
+      be hashable for the plan to be cached).
     - `argnums`, `has_aux`: as for `jax.grad`.
     - `checkpoints`, `memory_budget`, `min_length`: passed to [`checkpoint_plan`][].
 

@@ -203,13 +203,17 @@ def test_plan_is_cached_per_input_signature():
 def test_keyword_arguments():
     W, init, xs = _args()
 
-    def loss(W, *, init, xs, scale=1.0):
-        return scale * _scan_loss(W, init, xs)
+    def loss(W, *, init, xs, scale=1.0, mode="sum"):
+        # non-array keyword arguments stay Python values, as for jax.grad
+        out = scale * _scan_loss(W, init, xs)
+        return out if mode == "sum" else -out
 
     g = checkpointed_grad(loss)
     ours = g(W, init=init, xs=xs, scale=2.0)
     assert g.fallback_reason is None
     assert jnp.allclose(ours, jax.grad(loss)(W, init=init, xs=xs, scale=2.0), rtol=1e-4, atol=1e-4)
+    neg = g(W, init=init, xs=xs, scale=2.0, mode="neg")
+    assert g.fallback_reason is None and jnp.allclose(neg, -ours)
     assert jnp.allclose(jax.jit(g)(W, init=init, xs=xs), jax.grad(loss)(W, init=init, xs=xs), rtol=1e-4, atol=1e-4)
 
 
