@@ -44,10 +44,18 @@ PRECISIONS = {
     "float16": Precision("float16", 2.0**-11, 2.0**-5, 3e-2, 1e-4, 4e-3, 1e-4, 1e-2, 1e-3),
     "bfloat16": Precision("bfloat16", 2.0**-8, 2.0**-3, 8e-2, 1e-3, 3e-2, 1e-3, 5e-2, 1e-2),
 }
+# TensorFloat-32 (float32 matmuls on recent NVIDIA GPUs by default) has float16's 10-bit
+# significand; TPUs compute default-precision float32 matmuls with bfloat16 passes.
+PRECISIONS["tf32"] = dataclasses.replace(PRECISIONS["float16"], name="tf32")
+_REDUCED_MATMUL = {"gpu": "tf32", "tpu": "bfloat16"}
+_FULL_F32_NAMES = ("HIGHEST", "FLOAT32", "F32_F32_F32", "F64_F64_F64")
 
 
 def precision_of(dtype: Any) -> Precision:
-    """The [`Precision`][] of a floating or complex dtype (by its machine epsilon)."""
+    """The [`Precision`][] of a floating or complex dtype (by its machine epsilon), or of
+    a name in `PRECISIONS` ("tf32")."""
+    if isinstance(dtype, str) and dtype in PRECISIONS:
+        return PRECISIONS[dtype]
     dtype = jnp.dtype(dtype)
     if jnp.issubdtype(dtype, jnp.complexfloating):
         dtype = jnp.finfo(dtype).dtype
@@ -74,6 +82,39 @@ def _platforms() -> set[str]:
     )
 
 
+def reduced_matmul_precision(eqn: Any, backend: str) -> str | None:
+    """The precision a float32 `dot_general`/`conv_general_dilated` really computes in on
+    `backend` ("tf32" on GPU, "bfloat16" on TPU) when its `precision` is the default and
+    `jax_default_matmul_precision` does not ask for full float32; `None` otherwise."""
+    if eqn.primitive.name not in ("dot_general", "conv_general_dilated"):
+        return None
+    reduced = _REDUCED_MATMUL.get(backend)
+    if reduced is None:
+        return None
+    for v in eqn.invars:
+        dtype = getattr(getattr(v, "aval", None), "dtype", None)
+        if dtype is None or jnp.dtype(dtype) not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.complex64)):
+            return None
+    precision = eqn.params.get("precision")
+    given = precision if isinstance(precision, tuple) else (precision,)
+    names = [str(getattr(p, "name", p)).upper() for p in given if p is not None]
+    names = [n for n in names if n != "DEFAULT"]
+    if not names:
+        default = jax.config.jax_default_matmul_precision
+        names = [] if default is None else [str(default).upper()]
+    if not names:
+        return reduced
+    if all(any(full in n for full in _FULL_F32_NAMES) for n in names):
+        return None
+    if any("BF16" in n or "BFLOAT16" in n or n == "FASTEST" for n in names):
+        return "bfloat16"
+    if any("TF32" in n or "TENSORFLOAT32" in n or n == "HIGH" for n in names):
+        return "tf32"  # HIGH: TF32 on GPU, 3 bfloat16 passes (about as precise) on TPU
+    if any("F16" in n for n in names):
+        return "float16"
+    return reduced
+
+
 def _walk(jaxpr: Any, dtypes: set, depth: int = 0) -> None:
     if depth > 32:
         return
@@ -86,6 +127,9 @@ def _walk(jaxpr: Any, dtypes: set, depth: int = 0) -> None:
             dtype = getattr(getattr(v, "aval", None), "dtype", None)
             if dtype is not None and _is_inexact_dtype(dtype):
                 dtypes.add(jnp.dtype(dtype))
+        reduced = reduced_matmul_precision(eqn, jax.default_backend())
+        if reduced is not None:
+            dtypes.add(reduced)
         for sub in jax.extend.core.jaxprs_in_params(eqn.params):
             _walk(sub, dtypes, depth + 1)
         op = _DEFINED.get(eqn.primitive)

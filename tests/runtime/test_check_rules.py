@@ -468,3 +468,29 @@ def test_an_exception_is_reported_without_error_figures():
     assert "cannot reshape" in report["jvp"].message
     assert report["vmap"].status == "failed" and report["vmap"].max_abs_error is None
     assert "max abs err" not in str(report).split("\n")[2]
+
+
+def test_float32_matmul_precision_on_accelerators():
+    # GPUs compute default-precision float32 matmuls in TF32, TPUs with bfloat16 passes:
+    # the checker picks tolerances for that, not for float32.
+    from jax import lax
+
+    from eqxlint.runtime._tolerance import reduced_matmul_precision
+
+    a = jnp.ones((2, 2), jnp.float32)
+
+    def eqn(precision=None, dtype=jnp.float32):
+        return _eqn(lambda a: jnp.dot(a, a, precision=precision), a.astype(dtype))
+
+    assert reduced_matmul_precision(eqn(), "cpu") is None
+    assert reduced_matmul_precision(eqn(), "gpu") == "tf32"
+    assert reduced_matmul_precision(eqn(), "tpu") == "bfloat16"
+    assert reduced_matmul_precision(eqn("highest"), "gpu") is None
+    assert reduced_matmul_precision(eqn(lax.Precision.HIGH), "tpu") == "tf32"
+    assert reduced_matmul_precision(eqn("F32_F32_F32"), "gpu") is None
+    assert reduced_matmul_precision(eqn("BF16_BF16_F32"), "gpu") == "bfloat16"
+    assert reduced_matmul_precision(eqn(dtype=jnp.bfloat16), "gpu") is None  # its own dtype says it
+    with jax.default_matmul_precision("float32"):
+        assert reduced_matmul_precision(eqn(), "gpu") is None
+    with jax.default_matmul_precision("tensorfloat32"):
+        assert reduced_matmul_precision(eqn(), "tpu") == "tf32"
