@@ -16,6 +16,7 @@ from typing import Iterable, Optional, Sequence
 
 from . import config as config_mod
 from ..engine import run as engine
+from ..engine.finalize import finalize as project_phase
 from . import fixes, schedule
 from .cache import Cache
 from .config import Settings
@@ -586,6 +587,18 @@ class ProjectSession:
                 out.update(self._finalize(project + [k], [k]))
         return out
 
+    def _parse(self, name: str, text: str):
+        """Findings that other files decide are placed by parsing their file again: a document
+        held in memory is parsed by its incremental parser (its statements are all parsed
+        already), any other file at once."""
+        key = os.path.abspath(name)
+        parser = self._parsers.get(key) if self._texts.get(key) is not None else None
+        if parser is None:
+            from ..syntax.parsing import parse_module
+
+            return parse_module(text)
+        return parser.parse(text)
+
     def _finalize(self, universe: list, wanted: list) -> dict:
         """`finalize` over the results of `universe`, for the files `wanted`. The other files
         contribute their facts only (a file's final findings depend on its own result and the
@@ -603,7 +616,7 @@ class ProjectSession:
                 results.append(engine.FileResult(r.path, [], r.facts, [], [], []))
         names = {self._results[k].path: k for k in wanted}
         out: dict = {k: [] for k in wanted}
-        for d in engine.finalize(results, self.run):
+        for d in project_phase(results, self.run, parse=self._parse):
             k = names.get(d.filename)
             if k is not None:
                 out[k].append(d)

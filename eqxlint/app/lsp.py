@@ -30,6 +30,7 @@ import concurrent.futures as cf
 import dataclasses
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -37,7 +38,7 @@ from .. import __version__
 
 log = logging.getLogger("eqxlint.lsp")
 
-DEBOUNCE = 0.05  # seconds of quiet typing before a burst of edits is linted
+DEBOUNCE = 0.04  # seconds of quiet typing before a burst of edits is linted
 WATCHED = ("**/*.py", "**/pyproject.toml", "**/eqxlint.toml", "**/.eqxlint.toml")
 
 
@@ -317,6 +318,7 @@ def build_server(*, cache: bool = True):
                 if doc is None or doc.version != job.version:
                     raise _Stale
 
+        t0 = time.perf_counter()
         try:
             messages: list = []
             if job.kind == "refresh":
@@ -328,6 +330,7 @@ def build_server(*, cache: bool = True):
                 else:
                     key = projects.close(job.path)
                 keys = [key] if key is not None else []
+            t1 = time.perf_counter()
             out = []
             for key in keys:
                 check()
@@ -338,8 +341,12 @@ def build_server(*, cache: bool = True):
                         continue
                     out.append((uri, projects.versions.get(path), text, diags, to_lsp(diags, text, enc)))
             check()
+            log.debug("%s %s v%s: lint %.1f ms, project phase and conversion %.1f ms", job.kind, job.path,
+                      job.version, (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000)
             return messages, out
         except _Stale:
+            log.debug("%s %s v%s: stale after %.1f ms", job.kind, job.path, job.version,
+                      (time.perf_counter() - t0) * 1000)
             return None
 
     def done(job: _Job, fut) -> None:

@@ -17,14 +17,16 @@ from .materialise import materialise_candidates
 TRACE_MARK = "{trace}"
 
 
-def finalize(results: list, run, read: Optional[Callable[[str], Optional[str]]] = None) -> list:
+def finalize(results: list, run, read: Optional[Callable[[str], Optional[str]]] = None,
+             parse: Optional[Callable] = None) -> list:
     """Cross-file rules, conditions, per-file ignores and suppressions -> final diagnostics.
 
     The rare findings that other files decide (candidates, see `eqxlint.engine.materialise`)
     need their file's text again: the result's in-memory text when it was linted in this
     process, else `read(path)` (default: the file on disk), which must be the text the result
     was computed from (its digest is checked; otherwise those findings are dropped, with a note
-    on the result)."""
+    on the result). `parse(path, text)`, when given, parses that text instead of
+    `parse_module(text)` (the language server's incremental parser)."""
     index = ProjectIndex.from_results(results)
     by_path = {r.path: r for r in results}
     extra: dict = {}
@@ -41,7 +43,7 @@ def finalize(results: list, run, read: Optional[Callable[[str], Optional[str]]] 
         diags += extra.get(r.path, [])
         diags = [d for d in diags if d.requires is None or index.satisfies(d.requires)]
         if r.candidates:
-            diags += _confirmed(r, index, run, read)
+            diags += _confirmed(r, index, run, read, parse)
         for d in diags:
             if d.requires is not None:
                 explain(d, index)
@@ -120,7 +122,7 @@ def _remove_codes_fix(d, remaining: list, path: str) -> Optional[Fix]:
     return Fix("Remove unused `noqa` directive", SAFE, (Edit(d.ws_start, d.end, ""),))
 
 
-def _confirmed(r, index, run, read) -> list:
+def _confirmed(r, index, run, read, parse=None) -> list:
     """Materialise the candidates of one file that the project makes true."""
     todo = [c for c in r.candidates if c["code"] in run.enabled and index.satisfies(c["requires"])]
     if not todo:
@@ -132,7 +134,8 @@ def _confirmed(r, index, run, read) -> list:
         r.notes.append("the file changed since it was linted: findings that depend on other files were skipped")
         return []
     try:
-        return materialise_candidates(r.path, source, todo, run)
+        return materialise_candidates(r.path, source, todo, run,
+                                      parse=(lambda text: parse(r.path, text)) if parse else None)
     except Exception as e:  # never let the project phase fail on one file
         r.errors.append(f"could not place findings in {r.path}: {type(e).__name__}: {e}")
         return []

@@ -173,14 +173,15 @@ class _Parsed:
         return lines[row - 1] if 0 < row <= len(lines) else ""
 
 
-def materialise_candidates(path: str, source: str, candidates: list, run) -> list:
+def materialise_candidates(path: str, source: str, candidates: list, run, parse=None) -> list:
     """Diagnostics for `candidates` of one file whose conditions the project made true, from
-    the file's text (read again: it must be the text the candidates were computed from)."""
+    the file's text (read again: it must be the text the candidates were computed from).
+    `parse`: a drop-in for `parse_module` (the language server's incremental parser)."""
     from ..syntax.parsing import parse_module
     from ..syntax.walker import walk_module
 
     text = source[1:] if source.startswith("\ufeff") else source
-    module = parse_module(text)
+    module = (parse or parse_module)(text)
     types = set()
     for c in candidates:
         types.add(c["node"][0])
