@@ -996,6 +996,8 @@ def check_primitive(
     # ---- compositions ----
     diff_ok = results["jvp"].status != "skipped" or "jvp" in skip
     comp_why = diff_why or (None if diff_ok else results["jvp"].message)
+    if comp_why is None and jvp_missing:
+        comp_why = f"no JVP rule registered for {name!r} (see jvp)"
 
     def vmap_of_jvp_body(a):
         g = _Diff(fn, a)
