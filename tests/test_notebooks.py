@@ -155,3 +155,85 @@ def test_patch_sources_round_trip_is_identity():
     nb = json.loads(text)
     same = {i: "".join(c["source"]) for i, c in enumerate(nb["cells"], 1)}
     assert notebook.patch_sources(text, same) == text
+
+
+# ---------------------------------------------------------------------------- cited lines, file positions
+KEY_REUSE_CELLS = (
+    "MD:# Keys",
+    "import jax.random as jr\nkey = jr.PRNGKey(0)\n",
+    "MD:Draw once",
+    "a = 1\nx = jr.normal(key, (3,))\n",
+    "y = jr.uniform(key, (3,))\n",
+)
+
+
+def test_messages_cite_other_lines_as_cell_and_line(tmp_path):
+    path = tmp_path / "keys.ipynb"
+    path.write_text(_nb(*KEY_REUSE_CELLS))
+    (d,) = [d for d in _check(path).diagnostics if d.code == "EQX401"]
+    assert (d.cell, d.row) == (5, 1)
+    # The earlier draw is row 4 of the concatenated code cells: cell 4, line 2 of the notebook.
+    assert "after cell 4, line 2 already used it" in d.message
+    assert "line 4" not in d.message
+    # The same code as a .py file cites the plain row.
+    py = tmp_path / "keys.py"
+    py.write_text("".join(c for c in KEY_REUSE_CELLS if not c.startswith("MD:")))
+    (p,) = [d for d in _check(py).diagnostics if d.code == "EQX401"]
+    assert "after line 4 already used it" in p.message and p.refs == (4,)
+
+
+def test_call_chains_cite_cell_and_line(run_cli):
+    r = run_cli("check", "--no-cache", "fixtures/notebooks/primitives_tutorial.ipynb", cwd=ROOT)
+    first = r.stdout.splitlines()[0]
+    assert first.startswith("fixtures/notebooks/primitives_tutorial.ipynb:cell 5:2:5: EQX209")
+    # `jax.jit(scaled_matmul_impl)` is line 2 of cell 8 (line 1 is `%%time`).
+    assert "(primitives_tutorial.ipynb, cell 8, line 2)" in first, first
+
+
+def _ipynb_lines() -> list:
+    return FIXTURE.read_text(encoding="utf-8").split("\n")
+
+
+def test_github_output_points_at_the_line_of_the_ipynb_file(run_cli):
+    r = run_cli("check", "--no-cache", "--output-format", "github", "fixtures/notebooks/primitives_tutorial.ipynb", cwd=ROOT)
+    lines = _ipynb_lines()
+    got = []
+    for out in r.stdout.splitlines():
+        props = dict(kv.split("=", 1) for kv in out.split("::")[1].split(" ", 1)[1].split(","))
+        line, col = int(props["line"]), int(props["col"])
+        got.append((lines[line - 1][col - 1:].split("(")[0], out.split("::", 2)[2].split(": ")[0]))
+    assert got == [
+        ("print", "fixtures/notebooks/primitives_tutorial.ipynb:cell 5:2:5"),
+        ("print", "fixtures/notebooks/primitives_tutorial.ipynb:cell 9:5:5"),
+        ("# noqa: EQX209\\n\",", "fixtures/notebooks/primitives_tutorial.ipynb:cell 10:3:22"),
+    ]
+
+
+def test_sarif_output_points_at_the_line_of_the_ipynb_file(run_cli):
+    r = run_cli("check", "--no-cache", "--output-format", "sarif", "fixtures/notebooks/primitives_tutorial.ipynb", cwd=ROOT)
+    results = json.loads(r.stdout)["runs"][0]["results"]
+    lines = _ipynb_lines()
+    first = results[0]
+    region = first["locations"][0]["physicalLocation"]["region"]
+    line = lines[region["startLine"] - 1]
+    assert line.strip() == '"    print(\\"tracing scaled_matmul_impl\\")\\n",'
+    assert line[region["startColumn"] - 1:].startswith("print(")
+    assert region["endLine"] == region["startLine"]
+    assert line[region["endColumn"] - 2] == ")"  # the end of the call, past the escaped quotes
+    assert first["message"]["text"].startswith("cell 5, line 2, column 5: Python `print`")
+
+
+def test_file_position_in_strings_and_lists():
+    cells = {"cells": [
+        {"cell_type": "markdown", "metadata": {}, "source": "# title"},
+        {"cell_type": "code", "metadata": {}, "outputs": [], "source": "x = 1\ny = \"é\t😀\" + f(x)\n"},
+        {"cell_type": "code", "metadata": {}, "outputs": [], "source": ["a = 1\n", "b = \"😀\"; c(b)\n"]},
+    ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    for ensure_ascii in (True, False):
+        text = json.dumps(cells, indent=1, ensure_ascii=ensure_ascii)
+        lines = text.split("\n")
+        line, col = notebook.file_position(text, 2, 2, 13)  # `f(x)` on row 2 of a one-string source
+        assert lines[line - 1][col - 1:].startswith("f(x)"), (ensure_ascii, lines[line - 1], col)
+        line, col = notebook.file_position(text, 3, 2, 10)  # `c(b)` on row 2 of a list source
+        assert lines[line - 1][col - 1:].startswith("c(b)"), (ensure_ascii, lines[line - 1], col)
+        assert notebook.file_position(text, 3, 9, 1) is None

@@ -290,9 +290,104 @@ def _localize_one(vm: VirtualModule, d: Diagnostic) -> Diagnostic:
     nd = dataclasses.replace(
         d, row=rel(d.row), end_row=rel(d.end_row) if d.end_row >= d.row else rel(d.row),
         noqa_row=rel(d.noqa_row) if d.noqa_row else None, cell=cell.index, fix=fix,
+        message=cite(vm, d.message, d.refs), refs=(), trace=_trace_in_cells(vm, d.trace),
     )
     nd._cell_source = cell.original  # for reporters: rows/columns of fix edits, snippets
     return nd
+
+
+def _where(vm: VirtualModule, row: int) -> Optional[str]:
+    cell = vm.cell_at_row(row)
+    return None if cell is None else f"cell {cell.index}, line {row - cell.row + 1}"
+
+
+def cite(vm: VirtualModule, message: str, refs: tuple) -> str:
+    """The message with each row it cites written as the reader finds it: "line 7"
+    (`Diagnostic.refs`) becomes "cell 3, line 2", and "nb.ipynb:13" (a step of a call chain
+    in this notebook) becomes "nb.ipynb, cell 3, line 2". Rows are those of the concatenated
+    code cells."""
+    for row in refs:
+        where = _where(vm, row)
+        if where is not None:
+            message = re.sub(rf"\bline {row}\b", where, message, count=1)
+    base = vm.path.replace("\\", "/").rsplit("/", 1)[-1]
+
+    def step(m):
+        where = _where(vm, int(m.group(1)))
+        return m.group(0) if where is None else f"{base}, {where}"
+
+    return re.sub(re.escape(base) + r":(\d+)\b", step, message)
+
+
+def _trace_in_cells(vm: VirtualModule, trace: Optional[list]) -> Optional[list]:
+    """Call-chain steps in this notebook: rows within their cell, with the cell."""
+    if not trace:
+        return trace
+    out = []
+    for s in trace:
+        cell = vm.cell_at_row(s.get("row", 0)) if s.get("path") == vm.path else None
+        if cell is not None:
+            s = dict(s, cell=cell.index, row=s["row"] - cell.row + 1)
+        out.append(s)
+    return out
+
+
+def file_position(text: str, cell: int, row: int, column: int) -> Optional[tuple]:
+    """(line, column), both 1-based, in the notebook file's own text (`text`: its JSON) of
+    column `column` of row `row` of cell `cell` (1-based, as `Diagnostic` gives them): where
+    an annotation must point for tools that show the `.ipynb` file itself (GitHub, SARIF
+    viewers). None when the cell has no such row."""
+    try:
+        span = source_spans(text).get(cell)
+    except (ValueError, IndexError, json.JSONDecodeError):
+        return None
+    if span is None:
+        return None
+    s, e = span
+    pieces = list(_items(text, s)) if text[s] == "[" else [(s, e)]
+    # Find character `column - 1` of row `row` among the pieces (each a JSON string: a line, as
+    # Jupyter stores them, or any part of the source).
+    want_row, want_col = row, column - 1
+    cur_row, cur_col = 1, 0
+    for a, b in pieces:
+        try:
+            piece = json.loads(text[a:b])
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(piece, str):
+            continue
+        for index, ch in enumerate(piece):
+            if cur_row == want_row and cur_col == want_col:
+                return _line_col(text, _raw_offset(text, a, b, index))
+            if ch == "\n":
+                if cur_row == want_row:  # past the end of the wanted row: its last character
+                    return _line_col(text, _raw_offset(text, a, b, index))
+                cur_row, cur_col = cur_row + 1, 0
+            else:
+                cur_col += 1
+        if cur_row == want_row and cur_col == want_col:
+            return _line_col(text, _raw_offset(text, a, b, len(piece)))
+    return None
+
+
+def _line_col(text: str, offset: int) -> tuple:
+    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _raw_offset(text: str, start: int, end: int, index: int) -> int:
+    """The offset in `text` of character `index` of the JSON string literal text[start:end]."""
+    i, n = start + 1, 0
+    while i < end - 1 and n < index:
+        if text[i] != "\\":
+            i += 1
+        elif text[i + 1] != "u":
+            i += 2
+        elif 0xD800 <= int(text[i + 2: i + 6], 16) < 0xDC00 and text[i + 6: i + 8] == "\\u":
+            i += 12  # a surrogate pair: one character
+        else:
+            i += 6
+        n += 1
+    return i
 
 
 def _edit_in_cell(vm: VirtualModule, e: Edit) -> Edit:

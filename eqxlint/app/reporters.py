@@ -49,6 +49,35 @@ class _Texts:
         return {"row": row, "column": col}
 
 
+def _file_region(d, texts: _Texts) -> tuple:
+    """(line, column, end line, end column) of a finding in the file itself: for a notebook
+    finding, the lines of the `.ipynb` JSON that hold the flagged source (tools that annotate
+    the file, like GitHub and SARIF viewers, count those); else the finding's own."""
+    if d.cell is None:
+        return d.row, d.column, d.end_row, d.end_column
+    key = ("ipynb", d.filename)
+    if key not in texts.cache:
+        try:
+            with open(d.filename, "rb") as f:
+                texts.cache[key] = f.read().decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            texts.cache[key] = None
+    text = texts.cache[key]
+    from . import notebook
+
+    start = notebook.file_position(text, d.cell, d.row, d.column) if text else None
+    if start is None:
+        return 1, 1, 1, 1
+    end = notebook.file_position(text, d.cell, d.end_row, d.end_column) or start
+    return start + end
+
+
+def _cell_message(d) -> str:
+    if d.cell is None:
+        return d.message
+    return f"cell {d.cell}, line {d.row}, column {d.column}: {d.message}"
+
+
 def to_json_dict(d, texts: _Texts) -> dict:
     fix = None
     if d.fix is not None:
@@ -102,14 +131,15 @@ def render(diags: list, fmt: str, *, unsafe_fixes: bool = False, show_fixes: boo
         lines = []
         for d in diags:
             level = {"error": "error", "warning": "warning", "info": "notice"}.get(d.severity, "warning")
+            row, col, end_row, end_col = _file_region(d, texts)
             lines.append(
-                f"::{level} title=eqxlint ({d.code}),file={os.path.abspath(d.filename)},line={d.row},"
-                f"col={d.column},endLine={d.end_row},endColumn={d.end_column}::"
+                f"::{level} title=eqxlint ({d.code}),file={os.path.abspath(d.filename)},line={row},"
+                f"col={col},endLine={end_row},endColumn={end_col}::"
                 f"{_loc(d)}: {d.code} {d.message}"
             )
         return "\n".join(lines) + ("\n" if lines else "")
     if fmt == "sarif":
-        return json.dumps(_sarif(diags), indent=2) + "\n"
+        return json.dumps(_sarif(diags, texts), indent=2) + "\n"
     out = []
     for d in diags:
         out.append(f"{_loc(d)}: {d.code} {_fixable_mark(d, unsafe_fixes)}{d.message}")
@@ -196,7 +226,8 @@ def statistics(diags: list, fmt: str, unsafe: bool = False) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def _sarif(diags: list) -> dict:
+def _sarif(diags: list, texts: Optional[_Texts] = None) -> dict:
+    texts = texts or _Texts()
     codes = sorted({d.code for d in diags} | set(registry.all_codes()))
     rules = []
     for c in codes:
@@ -215,12 +246,13 @@ def _sarif(diags: list) -> dict:
     level = {"error": "error", "warning": "warning", "info": "note"}
     results = []
     for d in diags:
-        region = {"startLine": d.row, "startColumn": d.column, "endLine": d.end_row, "endColumn": d.end_column}
+        row, col, end_row, end_col = _file_region(d, texts)
+        region = {"startLine": row, "startColumn": col, "endLine": end_row, "endColumn": end_col}
         results.append(
             {
                 "ruleId": d.code,
                 "level": level.get(d.severity, "warning"),
-                "message": {"text": d.message},
+                "message": {"text": _cell_message(d)},
                 "locations": [
                     {
                         "physicalLocation": {

@@ -259,4 +259,5 @@ class HandRolledPrimitive(Rule):
                 "`eqxi.filter_primitive_def` / `filter_primitive_jvp` / `filter_primitive_transpose` "
                 "/ `filter_primitive_batching` and bind with `eqxi.filter_primitive_bind`, or use "
                 "`eqxlint.runtime.define_primitive(...)`, which keep static leaves static.",
+                refs=(pos[0],) if pos else (),
             )

@@ -656,12 +656,18 @@ class KeyReuse(Rule):
                 f"(by {prev.what}): the caller gets back a spent key and will draw the same bits "
                 f"again. Split it first — `{tok}, subkey = jr.split({tok})`, use `subkey`, and "
                 f"return the new `{tok}`.",
+                refs=self._refs(prev.node),
             )
 
     # ----------------------------------------------------------------- reports
     def _row(self, node) -> str:
         pos = self.ctx.position(node)
         return str(pos[0]) if pos else "?"
+
+    def _refs(self, node) -> tuple:
+        """The row `_row` cites (`Diagnostic.refs`: notebooks print it as cell and line)."""
+        pos = self.ctx.position(node)
+        return (pos[0],) if pos else ()
 
     def _report_reuse(self, tok: str, call, what: str, prev: _Use) -> None:
         if id(call) in self._reported:
@@ -675,6 +681,7 @@ class KeyReuse(Rule):
             f"bits, so the values are identical or correlated. Split first — "
             f"`{name}, subkey = jr.split({name})` and pass `subkey` — or draw separate keys with "
             f"`jr.split({name}, n)`.",
+            refs=self._refs(prev.node),
         )
 
     def _report_loop(self, tok: str, call, what: str, frame: _Frame) -> None:
@@ -688,6 +695,7 @@ class KeyReuse(Rule):
             f"{self._row(frame.node)}, which never splits or rebinds it: every iteration draws the "
             f"same random values. Split per iteration (`{name}, subkey = jr.split({name})` in the "
             f"body), iterate over `jr.split({name}, n)`, or derive `jr.fold_in({name}, i)`.",
+            refs=self._refs(frame.node),
         )
 
 

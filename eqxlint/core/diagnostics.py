@@ -26,6 +26,19 @@ class Fix:
     edits: tuple[Edit, ...]
 
 
+class Cited(str):
+    """A message that cites other rows of its file ("after line 7 already used it"), with those
+    rows (`Diagnostic.refs`). `Rule.report(..., refs=...)` wraps the message so; the diagnostic
+    made from it takes the rows into `refs` and keeps the message as a plain `str`."""
+
+    refs: tuple = ()
+
+    def __new__(cls, text: str, refs=()):
+        obj = super().__new__(cls, text)
+        obj.refs = tuple(refs)
+        return obj
+
+
 @dataclasses.dataclass
 class Diagnostic:
     code: str
@@ -47,6 +60,17 @@ class Diagnostic:
     # Why the code is traced, when that is not local: the call chain, innermost step first
     # (dicts with function, path, row, how, by). Shown in `full` and JSON output.
     trace: Optional[list] = None
+    # The rows of the file the message cites, in the order it cites them ("after line 7"): the
+    # notebook output rewrites each "line N" into "cell C, line M".
+    refs: tuple = ()
+
+    def __post_init__(self):
+        if isinstance(self.message, Cited):
+            if not self.refs:
+                self.refs = self.message.refs
+            self.message = str(self.message)
+        if not isinstance(self.refs, tuple):
+            self.refs = tuple(self.refs)
 
     def sort_key(self):
         return (self.filename, self.cell or 0, self.row, self.column, self.code)

@@ -13,7 +13,7 @@ from typing import ClassVar, Optional, Sequence, Union
 
 import libcst as cst
 
-from .diagnostics import SAFE, UNSAFE  # noqa: F401  (re-exported for rule modules)
+from .diagnostics import SAFE, UNSAFE, Cited  # noqa: F401  (SAFE, UNSAFE re-exported for rule modules)
 
 
 @dataclasses.dataclass
@@ -51,7 +51,11 @@ class Rule:
         *,
         fix: Optional[RuleFix] = None,
         requires: Optional[tuple] = None,
+        refs: tuple = (),
     ) -> None:
+        """`refs`: the rows of this file that `message` cites as "line N" (see `Diagnostic.refs`)."""
+        if refs:
+            message = Cited(message, refs)
         self.ctx.report(self.code, node, message, fix=fix, requires=requires)
 
     def report_traced(
