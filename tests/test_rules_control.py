@@ -467,8 +467,12 @@ def test_eqx110_module_call_array_methods_staged():
 
 
 def test_eqx111_unresolved_function_applied_to_module():
+    # The Module-ness of `model` comes from the caller that passes an `eqx.nn.MLP` (it used to
+    # come from the parameter's name, which is no evidence: see the dict-passing variant).
     code = """
+    import equinox as eqx
     import jax
+    import jax.numpy as jnp
     from mylib import loss_fn
 
     def batch_loss(model, xs):
@@ -477,8 +481,38 @@ def test_eqx111_unresolved_function_applied_to_module():
         c = jax.vmap(model)(xs)
         d = jax.vmap(loss_fn)(xs, xs)
         return a, b, c, d
+
+    def main():
+        return batch_loss(eqx.nn.MLP(2, 1, 8, 2, key=jax.random.key(0)), jnp.ones((4, 2)))
     """
-    assert r(code, "EQX111") == [6]
+    assert r(code, "EQX111") == [8]
+    assert r(code.replace("eqx.nn.MLP(2, 1, 8, 2, key=jax.random.key(0))", '{"w": jnp.ones(2)}'), "EQX111") == []
+
+
+def test_eqx111_module_class_of_another_file(tmp_path):
+    """A Module class imported from another project file: reported only where the project
+    says it is a Module (a flax dataclass of the same shape is data)."""
+    from eqxlint.app import api
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "nets.py").write_text(
+        "from typing import Callable\nimport equinox as eqx\nimport flax.struct\nimport jax\n\n"
+        "class Net(eqx.Module):\n    w: jax.Array\n    act: Callable\n\n"
+        "@flax.struct.dataclass\nclass State:\n    w: jax.Array\n"
+    )
+    (tmp_path / "pkg" / "use.py").write_text(
+        "import jax\nfrom pkg.nets import Net, State\n\n"
+        "def loss(net: Net, x):\n    return net.w @ x\n\n"
+        "def norm(net: Net):\n    return (net.w ** 2).sum()\n\n"
+        "def step(state: State, x):\n    return state.w * x\n\n"
+        "a = jax.vmap(loss)\nb = jax.vmap(norm)\nc = jax.vmap(step)\n"
+    )
+    (tmp_path / "pyproject.toml").write_text("[tool.eqxlint]\n")
+    diags = [d for d in api.check_paths([tmp_path], cache=False).diagnostics if d.code == "EQX111"]
+    assert sorted(d.row for d in diags) == [13, 14]
+    one = api.check_paths([tmp_path / "pkg" / "use.py"], cache=False).diagnostics
+    assert sorted(d.row for d in one if d.code == "EQX111") == [13, 14]
 
 
 def test_eqx113_undefined_project_function_and_model_method():

@@ -7,11 +7,12 @@ from typing import Optional
 import libcst as cst
 
 from ..core.rule import SAFE, UNSAFE, Rule, RuleFix
-from ..semantics.values import INST
-from ._helpers import positional
+from ..semantics import types as TY
+from ..semantics.values import FN, INST, RAW
+from ..syntax.nodes import positional
 
-# Unannotated parameter names that, in a file using Equinox, hold a Module.
-MODEL_NAMES = frozenset({"model", "module", "net", "network"})
+TAKES = "takes"  # the Module is an argument: jax.jit traces every leaf
+CLOSES = "closes"  # the Module is the function (or its `self`): its arrays become constants
 
 
 class RawJitOnModule(Rule):
@@ -23,23 +24,21 @@ class RawJitOnModule(Rule):
             if site.kind != "decorator" or site.qualname != "jax.jit":
                 continue
             dec: cst.Decorator = site.node
-            reason, requires = self._why(scope)
-            if reason is None:
-                continue
             expr = dec.decorator
             jit_expr, fix_kind = expr, "plain"
-            if isinstance(expr, cst.Call):
+            if type(expr) is cst.Call:
                 fq = self.ctx.qualname(expr.func)
                 if fq in ("functools.partial", "partial"):
                     jit_expr, fix_kind = expr.args[0].value, "partial"
                 else:
                     jit_expr, fix_kind = expr.func, "called"
-            self.report(
-                jit_expr,
-                self._message(f"`{scope.name}`", reason),
-                fix=self._fix(dec, expr, fix_kind),
-                requires=requires,
-            )
+            for how, reason, requires in _alternatives(self._why(scope, skip=0, bound_kw=())):
+                self.report(
+                    jit_expr,
+                    self._message(f"`{scope.name}`", how, reason),
+                    fix=self._fix(dec, expr, fix_kind),
+                    requires=requires,
+                )
 
     def visit_Call(self, node: cst.Call) -> None:
         ctx = self.ctx
@@ -53,91 +52,112 @@ class RawJitOnModule(Rule):
                     target = a.value
         if target is None:
             return
-        reason, requires, what = None, None, ctx.code(target)
-        # jax.jit(jax.grad(loss)), jax.jit(jax.vmap(f)): look through nested transforms
-        while isinstance(target, cst.Call) and ctx.qualname(target.func) in ctx.transforms and positional(target):
-            target = positional(target)[0].value
-        fns = ctx.resolve_functions(target, ctx.scope)
-        if fns:
-            reason, requires = self._why(fns[0])
-            what = f"`{fns[0].name}`" if fns[0].name else "this lambda"
-        else:
-            reason = self._instance_reason(target)
-            if isinstance(reason, tuple):
-                reason, requires = reason
-            what = f"`{what}`"
-        if reason is None:
+        what = " ".join(ctx.code(target).split())
+        what = what if len(what) <= 40 else what[:37] + "..."
+        found = self._target(target)
+        if found is None:
             return
+        alts, name = found
         only_fun = len(node.args) == 1 and node.args[0].keyword is None
-        fix = None
-        if only_fun:
-            fix = self._replace_jit(node.func, SAFE)
-        self.report(node.func, self._message(what, reason), fix=fix, requires=requires)
+        for how, reason, requires in _alternatives(alts):
+            fix = self._replace_jit(node.func, SAFE) if only_fun else None
+            self.report(node.func, self._message(name or f"`{what}`", how, reason), fix=fix, requires=requires)
 
     # ------------------------------------------------------------------
-    def _why(self, scope):
-        """Why the function handles Modules (a message fragment), or (None, None)."""
+    def _target(self, target) -> Optional[tuple]:
+        """(alternatives, name) for what `jax.jit` is given, from its value; an alternative is
+        (how, reason, requires) (see `_why`)."""
         ctx = self.ctx
-        fn = scope
-        if fn.cls is not None and ctx.is_module_class(fn.cls) and fn.params and fn.params[0] == "self":
-            return f"is a method of the Module `{fn.cls.name}` (its `self` is a Module)", None
-        params = _params(fn.node) if fn.kind == "function" else []
-        for p in params:
-            mt = ctx.module_type(p.annotation)
-            if mt is None:
-                continue
-            if mt.startswith("?"):
-                return (
-                    f"takes `{p.name.value}: {ctx.code(p.annotation.annotation)}`, an Equinox Module",
-                    ("module_class", mt[1:]),
-                )
-            return f"takes `{p.name.value}: {ctx.code(p.annotation.annotation)}`, an Equinox Module", None
-        if ctx.imports_module("equinox"):
-            for p in params:
-                if p.annotation is None and p.name.value in MODEL_NAMES:
-                    return f"takes `{p.name.value}`, an Equinox Module in this codebase", None
-        return None, None
-
-    def _instance_reason(self, target) -> Optional[str]:
-        """`jax.jit(model)` / `jax.jit(model.__call__)` where `model = SomeModule(...)` in the
-        same scope chain, or `jax.jit(eqx.nn.MLP(...))`."""
-        ctx = self.ctx
-        if isinstance(target, cst.Attribute) and target.attr.value == "__call__":
-            target = target.value
-        if isinstance(target, cst.Call):
-            return self._constructor_reason(target)
+        if type(target) is cst.Attribute and target.attr.value == "__call__":
+            target = target.value  # `jax.jit(model.__call__)`: the Module's own call
         v = ctx.values.of(target)
-        if v.kind != INST or not v.ref:
+        if v.kind == FN and v.ref:
+            scope = ctx.refs.get(v.ref)
+            if scope is not None and scope.kind in ("function", "lambda"):
+                found = self._why(scope, v.skip, tuple(k for k, _ in v.bound if isinstance(k, str)))
+                if found is None:
+                    return None
+                name = f"`{scope.name}`" if scope.name else "this lambda"
+                return found, name
+            if v.skip == 1 and scope is None and "." in v.ref:
+                # a method of a class of another file, bound to an instance: `jax.jit(obj.m)`
+                owner = v.ref.rpartition(".")[0]
+                is_mod, req = TY.module_of_ref(ctx, owner)
+                if is_mod is not False:
+                    cls = owner.rsplit(".", 1)[-1]
+                    return (CLOSES, f"is a method of `{cls}`, an Equinox Module", req), None
             return None
-        ref = v.ref
-        if ref.startswith("equinox.nn."):
-            return f"is an `{ref.replace('equinox.', 'eqx.')}` Module"
-        local = ctx.class_by_ref(ref)
-        name = ref.rsplit(".", 1)[-1]
-        if local is not None:
-            return f"is an instance of the Module `{name}`" if ctx.is_module_class(local) else None
-        if ref.startswith(("jax.", "numpy.", "equinox.")):
-            return None
-        return f"is an instance of `{name}`, an Equinox Module", ("module_class", ref)
-
-    def _constructor_reason(self, call: cst.Call) -> Optional[str]:
-        ctx = self.ctx
-        qn = ctx.qualname(call.func) or ""
-        if qn.startswith("equinox.nn."):
-            return f"is an `{qn.replace('equinox.', 'eqx.')}` Module"
-        if isinstance(call.func, cst.Name):
-            for d in ctx.scope.lookup_def(call.func.value):
-                if d.kind == "class" and ctx.is_module_class(d):
-                    return f"is an instance of the Module `{d.name}`"
+        if v.kind == INST:
+            is_mod, req = TY.module_of_ref(ctx, v.ref)
+            if is_mod is False:
+                return None
+            cls = v.ref.lstrip("?")
+            shown = cls.replace("equinox.", "eqx.") if cls.startswith("equinox.") else cls.rsplit(".", 1)[-1]
+            return (CLOSES, f"is an instance of `{shown}`, an Equinox Module", req), None
+        if v.kind == RAW and v.src is not None and type(target) is cst.Name:
+            fn = ctx.scope.function
+            if fn is not None and v.src in fn.params:
+                req = ("param_module", fn.ref, [v.src])
+                return (CLOSES, f"is the parameter `{v.src}`, to which callers pass an Equinox Module", req), None
         return None
 
-    def _message(self, what: str, reason: str) -> str:
+    def _why(self, fn, skip: int, bound_kw: tuple):
+        """(how, reason, requires) when the function handles Modules, a list of such
+        alternatives, or None. `skip`: leading positional parameters bound already (a bound
+        method's `self`, `partial` arguments)."""
+        ctx = self.ctx
+        params = _params(fn.node)
+        is_method = fn.cls is not None and fn.kind == "function" and params and not _static(ctx, fn.node)
+        if is_method:
+            is_mod, req = TY.module_of_class(ctx, fn.cls)
+            if is_mod is not False:
+                if skip:
+                    return CLOSES, f"is a method of `{fn.cls.name}`, an Equinox Module", req
+                return TAKES, f"is a method of the Module `{fn.cls.name}` (its `self` is a Module)", req
+            params = params[1:]
+            skip = max(skip - 1, 0)
+        free = [p for p in params[skip:] if p.name.value not in bound_kw]
+        later = None
+        for p in free:
+            if p.annotation is None:
+                continue
+            kind, ref = TY.annotation_kind(ctx, p.annotation)
+            if kind != "class":
+                continue
+            is_mod, req = TY.module_of_ref(ctx, ref)
+            if is_mod is False:
+                continue
+            ann = " ".join(ctx.code(p.annotation.annotation).split())
+            reason = f"takes `{p.name.value}: {ann}`, an Equinox Module"
+            if req is None:
+                return TAKES, reason, None
+            later = later or (TAKES, reason, req)
+        if later is not None:
+            return later
+        # Unannotated parameters: a Module where some caller in the project passes one. One
+        # alternative per parameter, each holding only where no earlier one does, so that the
+        # finding names the parameter and is reported once.
+        names = [p.name.value for p in free if p.annotation is None and not _star(fn.node, p)]
+        alts = []
+        for i, n in enumerate(names):
+            req = (("param_module", fn.ref, [n]),) + tuple(("not", ("param_module", fn.ref, [m])) for m in names[:i])
+            alts.append((TAKES, f"is called with an Equinox Module as `{n}`", req))
+        return alts or None
+
+    def _message(self, what: str, how: str, reason: str) -> str:
         eqx = self.ctx.alias_for("equinox") or "eqx"
+        if how == CLOSES:
+            return (
+                f"`jax.jit` applied to {what}, which {reason}: `jax.jit` does not trace the "
+                "function it is given, so the Module's arrays are compiled in as constants (one "
+                f"compilation per Module value). Use `{eqx}.filter_jit`, which traces the "
+                "Module's arrays as inputs and keeps its other fields static."
+            )
         return (
-            f"`jax.jit` applied to {what}, which {reason}: `jax.jit` traces every leaf, so "
-            "non-array fields (functions, ints, strings) fail or must be threaded through "
-            f"`static_argnums` by hand. Use `{eqx}.filter_jit`, which traces arrays and keeps "
-            "everything else static."
+            f"`jax.jit` applied to {what}, which {reason}: `jax.jit` traces every leaf of its "
+            "arguments, so a Module's non-array fields (functions, ints, strings) fail or must "
+            f"be threaded through `static_argnums` by hand. Use `{eqx}.filter_jit`, which traces "
+            "arrays and keeps everything else static."
         )
 
     def _replace_jit(self, jit_expr, applicability) -> RuleFix:
@@ -159,11 +179,24 @@ class RawJitOnModule(Rule):
             # static automatically; arrays passed as static change meaning. Unsafe.
             call = expr
             if all(a.keyword is not None and a.keyword.value in ("static_argnums", "static_argnames") for a in call.args[1:]):
-                fix = self._replace_jit(call, UNSAFE)
-                return fix
+                return self._replace_jit(call, UNSAFE)
         return None
 
 
-def _params(fn: cst.FunctionDef) -> list:
+def _alternatives(found) -> list:
+    if found is None:
+        return []
+    return found if isinstance(found, list) else [found]
+
+
+def _star(fn, p) -> bool:
+    return p is fn.params.star_arg or p is fn.params.star_kwarg
+
+
+def _params(fn) -> list:
     p = fn.params
     return [*p.posonly_params, *p.params, *p.kwonly_params]
+
+
+def _static(ctx, node) -> bool:
+    return any((ctx.qualname(d.decorator) or "") in ("staticmethod", "classmethod") for d in node.decorators)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ..semantics import cond as C
+from ..semantics import names as S
 from ..semantics import tracing as T
 
 # Edge list layout in the facts (see `FunctionFacts`).
@@ -367,6 +368,58 @@ class CallGraph:
 
     def reached(self, ref: str) -> bool:
         return ref in self.ctx
+
+    # ------------------------------------------------------------------ classes passed in
+    def param_classes(self, ref: str, param: str) -> set:
+        """What callers anywhere in the project (traced or not) pass to a parameter: class
+        references, "()f" (what `f` returns) and "%g:p" (what `g`'s callers pass to `g`'s own
+        parameter `p`, forwarded as it is). Unlike `Ctx.classes`, which follows traced calls
+        only, this is every call's."""
+        table = self.__dict__.get("_passed")
+        if table is None:
+            table = self._passed = {}
+            for f in self.fns.values():
+                for e in f.edges:
+                    if e[KIND] != "call" or len(e) <= CLASSES or not e[CLASSES]:
+                        continue
+                    for target in self.resolve(e[TO], bool(e[VIRTUAL])):
+                        tf = self.fns[target]
+                        for key, cls in e[CLASSES]:
+                            name = self._param_at(tf, key, 0)
+                            if name is not None:
+                                table.setdefault((target, name), set()).add(cls)
+        return table.get((ref, param), set())
+
+    def passes_module(self, ref: str, params) -> bool:
+        """Does some caller pass an `eqx.Module` instance (a project Module class, an
+        `eqx.nn` layer) to one of the function's `params`? Followed through parameters passed
+        on unchanged and through what project functions return."""
+        todo = [(ref, p) for p in params]
+        seen: set = set()
+        while todo:
+            key = todo.pop()
+            if key in seen or len(seen) > 200:
+                continue
+            seen.add(key)
+            for cls in self.param_classes(*key):
+                if cls.startswith("%"):
+                    owner, _, param = cls[1:].rpartition(":")
+                    todo.append((owner, param))
+                elif self._is_module_class(cls, 0):
+                    return True
+        return False
+
+    def _is_module_class(self, cls: str, depth: int) -> bool:
+        if cls.startswith("()"):
+            if depth > MAX_RETURN_DEPTH:
+                return False
+            for t in self.resolve(cls[2:]):
+                for c in self.fns[t].fact.get("flags", {}).get("ret_cls", ()):
+                    if self._is_module_class(c, depth + 1):
+                        return True
+            cls = cls[2:]
+        canon = self.index.canonical(cls)
+        return canon in self.index.module_classes or canon.startswith(S.EQX_NN_PREFIX) or canon in S.MODULE_BASES
 
     def rules(self, ref: str) -> set:
         """The kinds of custom rules (JVP, VJP, transpose, batching, ...) the function runs in."""

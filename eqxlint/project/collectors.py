@@ -82,11 +82,22 @@ class ModuleFacts:
                 "module": ctx.is_module_class(s),
                 "fields": fields,
             }
+            py = python_fields(ctx, s)
+            if py:
+                classes[f"{mod}.{s.name}"]["py"] = py
         ctx.facts["module"] = mod
         ctx.facts["path"] = ctx.path
         ctx.facts["exports"] = {k: v for k, v in ctx.aliases.items()}
         ctx.facts["classes"] = classes
         ctx.facts["test"] = is_test_path(ctx.path)
+
+
+def python_fields(ctx: FileContext, cls: Scope) -> list:
+    """A class's own fields annotated as Python values (int, str, Callable, a dtype, ...) and not
+    marked static: leaves that `jax.vmap`/`jax.jit` cannot take (see `types.own_fields`)."""
+    from ..semantics import types as TY
+
+    return [f.name for f in TY.own_fields(ctx, cls).values() if f.kind == "static-type" and f.call_kind != "converter"]
 
 
 def _is_static_field(ctx: FileContext, value) -> bool:

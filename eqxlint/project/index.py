@@ -134,7 +134,19 @@ class ProjectIndex:
         - ("rule", fn[, kinds]): the function runs inside a custom differentiation/batching rule
           (of one of `kinds`, e.g. ["jvp", "transpose"]);
         - ("consumes", callee, key): the project function draws from the key it receives at
-          `key` (position or name), or it is not the project's (assumed to consume it)."""
+          `key` (position or name), or it is not the project's (assumed to consume it);
+        - ("param_module", fn, params): some caller, anywhere in the project and traced or not,
+          passes an `eqx.Module` instance to one of the function's parameters `params` (a list
+          of names), directly, through parameters passed on unchanged, or as what a project
+          function returns;
+        - ("module_python_fields", qual): the class is an `eqx.Module` and it (or a project base)
+          declares a field annotated as a Python value (int, str, Callable, ...) not marked static;
+        - ("not", c): the condition `c` (one of the above) does not hold. Unlike the others it
+          is not monotone: true on one file, it may be false on the project (another file traces
+          the function, passes the Module). That is safe because `finalize` decides every
+          finding's conditions again on the whole project, and what holds on one file holds on
+          every project that contains it. E.g. ("not", ("traced", fn, ["*"])): `fn` is never
+          traced."""
         return all(self.holds(c) for c in conditions(requires))
 
     def holds(self, c) -> bool:
@@ -152,6 +164,13 @@ class ProjectIndex:
             return bool(kinds & set(c[2])) if len(c) > 2 and c[2] else bool(kinds)
         if kind == "consumes":
             return self.consumes(c[1], c[2])
+        if kind == "param_module":
+            params = [c[2]] if isinstance(c[2], str) else c[2]
+            return self.graph.passes_module(c[1], params)
+        if kind == "module_python_fields":
+            return self.python_fields(c[1]) is not None
+        if kind == "not":
+            return not self.holds(tuple(c[1]))
         return True
 
     def consumes(self, callee: str, key, _depth: int = 0) -> bool:
@@ -171,6 +190,27 @@ class ProjectIndex:
                 if any(self.consumes(r, k, _depth + 1) for r, k in use):
                     return True
         return False
+
+    def python_fields(self, qual: str) -> Optional[list]:
+        """The fields of a Module class (and its project bases) annotated as Python values and
+        not static (collected as "py"), or None when it is not a Module or has none."""
+        q = self.canonical(qual)
+        if q in S.EQX_NN_PYTHON_FIELDS:
+            return list(S.EQX_NN_PYTHON_FIELDS[q])
+        if q not in self.module_classes:
+            return None
+        out: list = []
+        seen = set()
+        todo = [q]
+        while todo:
+            cur = todo.pop()
+            if cur in seen or cur not in self.classes:
+                continue
+            seen.add(cur)
+            c = self.classes[cur]
+            out.extend(n for n in c.get("py", ()) if n not in out)
+            todo.extend(self.canonical(b) for b in c.get("bases", []))
+        return out or None
 
     def class_fields(self, qual: str) -> dict:
         """Fields of a class and its project bases: name -> static?"""

@@ -285,4 +285,10 @@ KEY_NON_CONSUMING = frozenset(
 )
 
 EQX_NN_PREFIX = "equinox.nn."
+# Equinox layers holding Python values as (non-static) fields: functions that `jax.vmap` and
+# `jax.jit` cannot take as leaves (`eqx.filter_*` transforms leave them alone).
+EQX_NN_PYTHON_FIELDS = {
+    "equinox.nn.MLP": ("activation", "final_activation"),
+    "equinox.nn.Lambda": ("fn",),
+}
 MODULE_BASES = frozenset({"equinox.Module"})

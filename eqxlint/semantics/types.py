@@ -406,3 +406,31 @@ def field_kind(ctx, cls_scope, name: str) -> Optional[str]:
     bases), None when unknown."""
     f = all_fields(ctx, cls_scope)[0].get(name)
     return f.kind if f is not None else None
+
+
+# ---------------------------------------------------------------------------- Module-ness
+def module_of_class(ctx, cls_scope) -> tuple:
+    """Is a class of this file an `eqx.Module`? (True, None); (False, None); or (None,
+    ("module_class", ref)) when a base from another project file decides it (report with that
+    condition: the project index answers)."""
+    if ctx.is_module_class(cls_scope):
+        return True, None
+    if id(cls_scope.node) in ctx.unresolved_bases and cls_scope.parent is ctx.module_scope:
+        return None, ("module_class", cls_scope.ref)
+    return False, None
+
+
+def module_of_ref(ctx, ref: Optional[str]) -> tuple:
+    """The same question for a class reference (`pkg.mod.C`, `equinox.nn.MLP`, "?pkg.mod.C"
+    from `annotation_kind`), e.g. the class of an instance value (`Val.ref` of an INST)."""
+    if not ref:
+        return False, None
+    ref = ref.lstrip("?")
+    if ref in S.MODULE_BASES or ref.startswith(S.EQX_NN_PREFIX) or ref in ctx.external_module_classes:
+        return True, None
+    local = ctx.class_by_ref(ref)
+    if local is not None:
+        return module_of_class(ctx, local)
+    if "." not in ref or ref.startswith(("jax.", "jaxlib.", "numpy.", "equinox.", "builtins.", "typing.", "flax.", "chex.")):
+        return False, None
+    return None, ("module_class", ref)

@@ -425,7 +425,7 @@ class FileValues(Domain):
         else:  # AugAssign
             v = self.expr_val(node.value, state)
             if isinstance(node.target, cst.Name):
-                old = state.get(node.target.value) or self._lookup(node.target.value)
+                old = state.get(node.target.value) or self._lookup(node.target.value) or _UNK
                 new = _binop(old, v)
                 self._set(node.target.value, new, state)
                 self.vals[id(node.target)] = new
@@ -903,6 +903,8 @@ class FileValues(Domain):
             if fa is not None:
                 fnargs.append((key, fa.ref, fa.via))
             c = _class_of(a)
+            if c is None and a.kind == RAW and a.src is not None:
+                c = self._forwarded(a.src)
             if c is not None:
                 classes.append((key, c))
         bound = list(f.bound)
@@ -911,6 +913,14 @@ class FileValues(Domain):
                  via=f.via, skip=f.skip, label=_label(self.ctx, node), virtual=f.virtual)
         e.classes = tuple(classes)
         self._sum.edges.append(e)
+
+    def _forwarded(self, name: str) -> Optional[str]:
+        """"%f:p" for an unannotated parameter `p` of this function passed on as it is: the
+        index follows it to the classes `f`'s callers pass there (`param_module`)."""
+        for fact in self._sum.params:
+            if fact["n"] == name:
+                return None if fact.get("k") or fact.get("st") else f"%{self._sum.ref}:{name}"
+        return None
 
     def _call_function(self, f: Val, args: list, argnodes: list, node, state) -> Val:
         self._edge_call(f, args, argnodes, node)
@@ -1130,8 +1140,9 @@ def _fn_value(v: Val) -> Optional[Val]:
 
 
 def _class_of(v: Val) -> Optional[str]:
-    """The class of an instance value, or "()f" for "what `f` returns", for the index to follow."""
-    if v.kind == INST and v.ref and not v.ref.startswith(("jax.", "equinox.", "numpy.")):
+    """The class of an instance value, or "()f" for "what `f` returns", for the index to follow
+    (Equinox's own layers, `equinox.nn.*`, included: they are Modules)."""
+    if v.kind == INST and v.ref and (not v.ref.startswith(("jax.", "equinox.", "numpy.")) or v.ref.startswith(S.EQX_NN_PREFIX)):
         return v.ref
     if v.kind == RAW and v.ref and v.ref.startswith("()"):
         return v.ref
