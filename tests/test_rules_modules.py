@@ -63,6 +63,47 @@ def test_eqx102_assigned_then_called_in_loop():
     assert rows(code, "EQX102") == [5]
 
 
+def test_eqx102_closure_over_per_call_values_says_what_to_do():
+    # A closure over per-call values cannot move to module level (issue 13): the message says
+    # to make those values parameters of a function jitted once.
+    code = _src(
+        """
+        import jax
+
+        def scale_all(x, n):
+            return jax.jit(lambda y: y * n)(x)
+
+        def shift(x):
+            return jax.jit(lambda y: y + 1)(x)
+        """
+    )
+    found = {d.row: d.message for d in lint(code) if d.code == "EQX102"}
+    assert sorted(found) == [4, 7]
+    assert "module level" not in found[4] and "`n` as parameter" in found[4]
+    assert "outside `shift`" in found[7]
+
+
+def test_eqx102_silent_where_the_function_is_traced_from_another_file(tmp_path):
+    """`jax.jit(f)(x)` in a helper that another module's jitted step calls is a nested jit,
+    traced with it: silent in the whole project and in a one-file run alike."""
+    from eqxlint.app import api
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "helpers.py").write_text(
+        "import jax\n\ndef helper(x):\n    return jax.jit(lambda y: y + 1)(x)\n"
+    )
+    (tmp_path / "pkg" / "train.py").write_text(
+        "import jax\nfrom pkg.helpers import helper\n\n@jax.jit\ndef step(x):\n    return helper(x)\n"
+    )
+    (tmp_path / "pyproject.toml").write_text("[tool.eqxlint]\n")
+    whole = api.check_paths([tmp_path], cache=False).diagnostics
+    one = api.check_paths([tmp_path / "pkg" / "helpers.py"], cache=False).diagnostics
+    assert [d for d in whole if d.code == "EQX102"] == [] == [d for d in one if d.code == "EQX102"]
+    (tmp_path / "pkg" / "train.py").write_text("from pkg.helpers import helper\n\ndef step(x):\n    return helper(x)\n")
+    assert [d.row for d in api.check_paths([tmp_path], cache=False).diagnostics if d.code == "EQX102"] == [4]
+
+
 def test_eqx102_silent_in_test_files():
     code = _src(
         """

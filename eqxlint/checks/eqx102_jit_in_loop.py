@@ -7,8 +7,10 @@ from typing import Optional
 import libcst as cst
 
 from ..core.rule import Rule
-from ._helpers import positional, short
-from ._modules import bound_in, free_names, is_test_path, names_in
+from ..project.paths import is_test_path
+from ..semantics.tracing import short
+from ..syntax.nodes import positional
+from ._modules import bound_in, free_names, iter_local, names_in
 
 JITS = frozenset({"jax.jit", "equinox.filter_jit"})
 _COMPS = (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)
@@ -95,8 +97,6 @@ class JitInLoop(Rule):
         return False
 
     def _assigned_from_call(self, fn_node, name: str) -> bool:
-        from ._modules import iter_local
-
         for node in iter_local(fn_node.body, (cst.Assign,)):
             if isinstance(node.value, cst.Call) and any(
                 isinstance(t.target, cst.Name) and t.target.value == name for t in node.targets
@@ -142,7 +142,7 @@ class JitInLoop(Rule):
             if not self._called_in(node, loop_node):
                 return  # built per item and stored/registered, not re-built to be called
             kind = "loop" if isinstance(loop_node, (cst.For, cst.While)) else "comprehension"
-            what = "lambda ..." if isinstance(fun, cst.Lambda) else ctx.code(fun)
+            what = "lambda ..." if isinstance(fun, cst.Lambda) else _one_line(ctx, fun)
             cost = (
                 "a fresh lambda has a new identity each time, so every iteration retraces and "
                 "recompiles" if isinstance(fun, cst.Lambda) else
@@ -154,6 +154,7 @@ class JitInLoop(Rule):
                 f"`{name}({what})` is built inside a "
                 f"{kind} body: {cost}. Hoist the wrapper out of the {kind} (`step = {name}(...)` "
                 "once, then call `step(...)` inside it).",
+                requires=self._eager(),
             )
             return
         # `jax.jit(f)(x)`: built and called on every call of the enclosing function.
@@ -162,7 +163,7 @@ class JitInLoop(Rule):
         if not (isinstance(parent, cst.Call) and parent.func is node):
             return
         fn = ctx.scope.function
-        if fn is None or fn.traced or fn.kind == "lambda":
+        if fn is None or fn.kind == "lambda":
             return  # a lambda is usually a one-shot callable handed to something that traces it
         local = set(fn.params) | bound_in(fn.node.body)
         for a in node.args:
@@ -174,21 +175,51 @@ class JitInLoop(Rule):
             return  # `f = HashablePartial(g, mesh)`: a per-call function object built on purpose
         if fn.kind == "function" and fn.name == "main":
             return  # a script's entry point runs once
-        lam = isinstance(fun, cst.Lambda) or any(
-            d.kind == "function" and d.parent is not None and d.parent.kind in ("function", "lambda")
-            for d in ctx.resolve_functions(fun, ctx.scope)
-        )
-        cost = (
-            "the wrapped function is re-created per call, so every call retraces and recompiles"
-            if lam else
-            "every call re-creates the wrapper and redoes the compilation-cache lookup"
-        )
+        where = f"`{fn.name}`"
+        nested = [d for d in ctx.resolve_functions(fun, ctx.scope)
+                  if d.kind in ("function", "lambda") and d.parent is not None and d.parent.kind in ("function", "lambda")]
+        if isinstance(fun, cst.Lambda):
+            nested = [ctx.scope_of[id(fun)]] if id(fun) in ctx.scope_of else []
+        if nested or isinstance(fun, cst.Lambda):
+            captured = sorted(set().union(*(free_names(d.node) for d in nested)) & local) if nested else []
+            what = "a lambda" if isinstance(fun, cst.Lambda) else f"`{nested[0].name}`"
+            if captured:
+                names = ", ".join(f"`{n}`" for n in captured[:3])
+                them = "it" if len(captured) == 1 else "them"
+                how = ("wrap it once with `{}` (which keeps non-array arguments static)".format(name)
+                       if name.startswith("eqx.") else
+                       "jit it once (with `static_argnames=` for Python values)")
+                advice = (
+                    f"It closes over {names}, so it cannot simply move out of {where}: define it "
+                    f"once with {names} as parameter{'s' if len(captured) > 1 else ''}, {how}, "
+                    f"and pass {them} in."
+                )
+            else:
+                advice = f"Define it once, outside {where}, and jit it once."
+            self.report(
+                node,
+                f"`{name}(...)(...)` in {where} jits {what} made anew on every call of {where}: "
+                f"a new function misses the compilation cache, so every call retraces and "
+                f"recompiles. {advice}",
+                requires=self._eager(),
+            )
+            return
         self.report(
             node,
-            f"`{name}(...)(...)` builds a jit wrapper and calls it immediately inside "
-            f"`{fn.name or 'a lambda'}`: {cost}. Build the wrapper once at module level (or "
+            f"`{name}({_one_line(ctx, fun)})(...)` builds a jit wrapper and calls it immediately "
+            f"inside {where}: every call of {where} re-creates the wrapper and redoes the "
+            f"compilation-cache lookup. Build the wrapper once (`{name}` at module level, or "
             f"decorate the function with `@{name}`) and call that.",
+            requires=self._eager(),
         )
+
+    def _eager(self) -> Optional[tuple]:
+        """The finding holds where the enclosing function is never traced (in a traced
+        function, a nested jit is only traced along with it)."""
+        fn = self.ctx.scope.function
+        if fn is None:
+            return None
+        return ("not", ("traced", fn.ref, ["*"]))
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         ctx = self.ctx
@@ -214,9 +245,16 @@ class JitInLoop(Rule):
         if free_names(node) & bound:
             return  # closes over per-iteration values: a different function each iteration
         dec, qn = found
+        outer = ctx.scope.parent.function if ctx.scope.parent is not None else None
         self.report(
             dec,
             f"`@{short(qn)}` function `{node.name.value}` is defined inside a loop body: each "
             "iteration creates a new function object, so the jit cache misses and it retraces "
             "and recompiles every iteration. Define the jitted function once, outside the loop.",
+            requires=("not", ("traced", outer.ref, ["*"])) if outer is not None else None,
         )
+
+
+def _one_line(ctx, node, limit: int = 40) -> str:
+    text = " ".join(ctx.code(node).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
