@@ -44,6 +44,11 @@ def markers(code: str) -> dict:
     return out
 
 
+def without_markers(code: str) -> str:
+    return "".join(_MARKER.sub("", line.rstrip("\n")).rstrip() + "\n" if _MARKER.search(line.rstrip()) else line
+                   for line in code.splitlines(keepends=True))
+
+
 def mismatches(code: str, found: list) -> list:
     """Where the findings `found` ((row, column) pairs) differ from the markers of `code`."""
     want = markers(code)
@@ -85,7 +90,8 @@ def test_example(code, i, example):
     assert bad == [], f"{code} invalid example {i} (rules/{code}.md line {example.line}): " + "; ".join(bad)
     if example.fixed is not None:
         fixed = fix(example.code, code)
-        assert fixed == example.fixed
+        # A fixed example is shown without the invalid example's `# error` markers.
+        assert without_markers(fixed) == example.fixed
         assert fix(fixed, code) == fixed  # idempotent
         ast.parse(fixed)
 

@@ -43,6 +43,45 @@ def test_exit_codes(run_cli, repo):
     assert r.returncode == 2 and "no such file" in r.stderr
 
 
+def test_a_missing_path_is_never_all_checks_passed(run_cli, repo):
+    r = run_cli("check", "does_not_exist.py", cwd=repo)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == "eqxlint: error: does_not_exist.py: no such file or directory\n"
+    # With a path that exists too: its findings and summary, but never "All checks passed!".
+    r = run_cli("check", "clean.py", "does_not_exist.py", cwd=repo)
+    assert r.returncode == 2 and "All checks passed!" not in r.stdout
+    r = run_cli("check", "bad.py", "does_not_exist.py", cwd=repo)
+    assert r.returncode == 2 and "bad.py:6:5: EQX209" in r.stdout
+
+
+MIXED = '''import equinox as eqx
+import jax
+
+
+class M(eqx.Module):
+    w: jax.Array
+
+
+@jax.jit
+def f(m: M):
+    return m.w
+
+
+g = jax.pmap(f)
+'''
+
+
+def test_summary_counts_by_severity(run_cli, repo):
+    (repo / "more.py").write_text(BAD)
+    (repo / "mixed.py").write_text(MIXED)
+    r = run_cli("check", ".", cwd=repo)
+    codes = [l.split(": ")[1].split()[0] for l in r.stdout.splitlines() if ".py:" in l]
+    assert sorted(codes) == ["EQX101", "EQX112", "EQX209", "EQX209"]  # warning, info, 2 errors
+    assert "Found 4 findings: 2 errors, 1 warning, 1 info." in r.stdout
+    assert "Found 1 finding: 1 error." in run_cli("check", "bad.py", cwd=repo).stdout
+    assert "Found 2 findings: 1 warning, 1 info." in run_cli("check", "mixed.py", cwd=repo).stdout
+
+
 def test_json_is_ruffs_schema(run_cli, repo):
     r = run_cli("check", ".", "--output-format", "json", "--unsafe-fixes", cwd=repo)
     data = json.loads(r.stdout)
@@ -152,7 +191,7 @@ def test_fix_diff_and_unsafe(run_cli, repo):
     assert (repo / "bad.py").read_text() == BAD
     r = run_cli("check", ".", "--fix", "--unsafe-fixes", "--show-fixes", cwd=repo)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "Fixed 1 error" in r.stdout
+    assert "Fixed 1 finding:" in r.stdout
     assert 'jax.debug.print("x = {}", x)' in (repo / "bad.py").read_text()
     r = run_cli("check", ".", "--fix", "--unsafe-fixes", cwd=repo)
     assert r.returncode == 0 and "All checks passed!" in r.stdout
@@ -176,6 +215,65 @@ def test_rule_command(run_cli, tmp_path):
         assert rows[code]["implemented"]
     assert rows["EQX209"]["fix"] == "sometimes" and rows["EQX209"]["severity"] == "error"
     assert run_cli("rule", "EQX999", cwd=tmp_path).returncode == 2
+
+
+def test_rule_by_name(run_cli, tmp_path):
+    by_code = run_cli("rule", "EQX401", cwd=tmp_path)
+    by_name = run_cli("rule", "key-reuse", cwd=tmp_path)
+    assert by_name.returncode == 0 and by_name.stdout == by_code.stdout
+    assert by_code.stdout.startswith("# EQX401 key-reuse (error)")
+    assert run_cli("rule", "eqx401", cwd=tmp_path).stdout == by_code.stdout
+    r = run_cli("rule", "no-such-rule", cwd=tmp_path)
+    assert r.returncode == 2 and "key-reuse" in r.stderr
+
+
+def test_rule_all_columns_line_up(run_cli, tmp_path):
+    import re
+
+    lines = run_cli("rule", "--all", cwd=tmp_path).stdout.splitlines()
+    assert len(lines) > 30 and lines[0].split() == ["code", "name", "severity", "fix"]
+    for column in (1, 2, 3):  # where each column starts is the same on every line
+        starts = {m.start() for m in (list(re.finditer(r"\S+", l))[column] for l in lines)}
+        assert len(starts) == 1, (column, starts)
+    names = [l.split()[1] for l in lines[1:]]
+    assert max(map(len, names)) > 32  # the longest name is longer than the old fixed width
+
+
+def test_rule_text_cites_principles_not_internal_documents(run_cli, tmp_path):
+    from eqxlint.engine import catalogue
+
+    for doc in catalogue.load_all().values():
+        assert doc.principle and "seeds/" not in doc.principle and "seed" not in doc.principle.lower()
+        assert "seeds/" not in doc.text
+    r = run_cli("rule", "EQX203", cwd=tmp_path)
+    assert "seed" not in r.stdout.lower()
+    assert r.stdout.split("\n")[2] == "Equinox guideline: use `throw=True` in tangent solves when errors can't be routed."
+    assert r.stdout.rstrip().endswith("Online: https://eqxlint.readthedocs.io/rules/EQX203-missing-throw/")
+    data = json.loads(run_cli("rule", "EQX203", "--output-format", "json", cwd=tmp_path).stdout)
+    assert data["principle"].startswith("Equinox guideline: use `throw=True`") and "seed" not in data
+
+
+def test_add_noqa_never_says_all_checks_passed(run_cli, repo):
+    r = run_cli("check", ".", "--add-noqa", cwd=repo)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Added 1 noqa directive." in r.stderr
+    assert "All checks passed!" not in r.stdout + r.stderr
+    assert "# noqa: EQX209" in (repo / "bad.py").read_text()
+
+
+def test_baseline_says_how_many_it_hid(run_cli, repo):
+    (repo / "more.py").write_text(BAD)
+    assert run_cli("check", ".", "--write-baseline", "base.json", cwd=repo).returncode == 0
+    r = run_cli("check", ".", "--baseline", "base.json", cwd=repo)
+    assert r.returncode == 0
+    assert r.stdout.splitlines()[-1] == "2 findings hidden by the baseline base.json."
+    (repo / "new.py").write_text(BAD)
+    r = run_cli("check", ".", "--baseline", "base.json", cwd=repo)
+    assert r.returncode == 1 and "Found 1 finding: 1 error." in r.stdout
+    assert "2 findings hidden by the baseline base.json." in r.stdout
+    r = run_cli("check", ".", "--baseline", "base.json", "--output-format", "json", cwd=repo)
+    assert len(json.loads(r.stdout)) == 1
+    assert "2 findings hidden by the baseline base.json" in r.stderr
 
 
 def test_syntax_error_is_a_finding_not_a_crash(run_cli, repo):

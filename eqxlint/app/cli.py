@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--index-file", type=Path, help="Read cross-file facts from this prebuilt project index.")
 
     r = sub.add_parser("rule", help="Show a rule's documentation.")
-    r.add_argument("code", nargs="?")
+    r.add_argument("code", nargs="?", help="A rule code (EQX401) or name (key-reuse).")
     r.add_argument("--all", action="store_true", help="List every rule.")
     r.add_argument("--output-format", choices=("text", "json"), default="text")
 
@@ -181,6 +181,7 @@ def cmd_check(args) -> int:
     for rj in report.rejected:
         sys.stderr.write(f"eqxlint: warning: {rj}\n")
     diags = report.diagnostics
+    hidden = None
     if args.write_baseline or args.baseline:
         from ..suppress import baseline
 
@@ -189,7 +190,9 @@ def cmd_check(args) -> int:
             if not args.quiet:
                 sys.stderr.write(f"eqxlint: wrote {n} finding(s) to baseline {args.write_baseline}\n")
             return 0 if not report.missing else 2
+        before = len(diags)
         diags = baseline.filter_new(args.baseline, diags)
+        hidden = (before - len(diags), str(args.baseline))
     out = sys.stdout
     if args.diff:
         for path, (old, new) in sorted(report.diffs.items()):
@@ -203,7 +206,7 @@ def cmd_check(args) -> int:
             )
         n = len(report.fixed)
         if n:
-            sys.stderr.write(f"Would fix {n} error{'s' if n != 1 else ''}.\n")
+            sys.stderr.write(f"Would fix {n} finding{'s' if n != 1 else ''}.\n")
         if report.missing:
             return 2
         return 1 if (n and not args.exit_zero) else 0
@@ -217,8 +220,12 @@ def cmd_check(args) -> int:
             reporters.render(
                 diags, args.output_format, unsafe_fixes=args.unsafe_fixes,
                 show_fixes=args.show_fixes, fixed=report.fixed, files=report.files,
+                all_passed=not report.missing and not args.add_noqa, hidden=hidden,
             )
         )
+        if hidden and hidden[0] and args.output_format not in ("concise", "full"):
+            n = hidden[0]
+            sys.stderr.write(f"eqxlint: {n} finding{'s' if n != 1 else ''} hidden by the baseline {hidden[1]}\n")
     if report.missing:
         return 2
     if args.exit_zero:
@@ -245,6 +252,15 @@ def _special_check(args, paths, settings):
     )
 
 
+def find_rule(query: str, docs: dict):
+    """A rule's documentation by code (`EQX401`, any case) or name (`key-reuse`)."""
+    doc = docs.get(query.upper())
+    if doc is not None:
+        return doc
+    name = query.strip().lower().replace("_", "-")
+    return next((d for d in docs.values() if d.name == name), None)
+
+
 def cmd_rule(args) -> int:
     from ..engine import catalogue, registry
 
@@ -261,30 +277,34 @@ def cmd_rule(args) -> int:
                     "code": code, "name": doc.name, "severity": doc.severity, "fix": doc.fix,
                     "fix_safety": doc.fix_safety, "default": doc.default,
                     "implemented": code in rules or code in registry.ENGINE_CODES,
-                    "summary": doc.summary,
+                    "summary": doc.summary, "url": doc.url,
                 }
             )
         if args.output_format == "json":
             print(json.dumps(rows, indent=2))
         else:
-            print(f"{'code':<7}  {'name':<32}  {'severity':<8}  fix")
+            table = [("code", "name", "severity", "fix")]
             for r in rows:
                 fix = {"always": "yes", "sometimes": "sometimes", "never": "-"}.get(r["fix"], r["fix"])
-                print(f"{r['code']:<7}  {r['name']:<32}  {r['severity']:<8}  {fix}")
+                table.append((r["code"], r["name"], r["severity"], fix))
+            widths = [max(len(row[i]) for row in table) for i in range(3)]
+            for row in table:
+                print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[3])
         return 0
-    code = args.code.upper()
-    doc = docs.get(code)
+    doc = find_rule(args.code, docs)
     if doc is None:
-        sys.stderr.write(f"eqxlint: error: unknown rule code {args.code!r}\n")
+        sys.stderr.write(f"eqxlint: error: unknown rule {args.code!r} (give a code such as EQX401 or a name "
+                         f"such as key-reuse; `eqxlint rule --all` lists them)\n")
         return 2
     if args.output_format == "json":
         print(json.dumps({"code": doc.code, "name": doc.name, "severity": doc.severity, "fix": doc.fix,
-                          "seed": doc.seed, "url": doc.url, "explanation": doc.body}, indent=2))
+                          "principle": doc.principle, "url": doc.url, "explanation": doc.body}, indent=2))
     else:
         print(f"# {doc.code} {doc.name} ({doc.severity})\n")
-        if doc.seed:
-            print(f"Seed rule: {doc.seed}\n")
+        if doc.principle:
+            print(f"{doc.principle}.\n")
         print(doc.body)
+        print(f"\nOnline: {doc.url}")
     return 0
 
 

@@ -121,7 +121,11 @@ def _fixable_mark(d, unsafe: bool) -> str:
 
 
 def render(diags: list, fmt: str, *, unsafe_fixes: bool = False, show_fixes: bool = False,
-           fixed: Optional[list] = None, files: int = 0) -> str:
+           fixed: Optional[list] = None, files: int = 0, all_passed: bool = True,
+           hidden: Optional[tuple] = None) -> str:
+    """`all_passed=False`: never say "All checks passed!" (some paths could not be checked, or
+    the run added `# noqa` directives instead). `hidden`: (count, baseline path) of the findings
+    a baseline hid, for the summary."""
     texts = _Texts()
     if fmt == "json":
         return json.dumps([to_json_dict(d, texts) for d in diags], indent=2, sort_keys=True) + "\n"
@@ -145,8 +149,8 @@ def render(diags: list, fmt: str, *, unsafe_fixes: bool = False, show_fixes: boo
         out.append(f"{_loc(d)}: {d.code} {_fixable_mark(d, unsafe_fixes)}{d.message}")
         if fmt == "full":
             out.extend(_snippet(d, texts))
-    out.extend(_summary(diags, unsafe_fixes, show_fixes, fixed or []))
-    return "\n".join(out) + "\n"
+    out.extend(_summary(diags, unsafe_fixes, show_fixes, fixed or [], all_passed, hidden))
+    return "\n".join(out) + ("\n" if out else "")
 
 
 def _snippet(d, texts: _Texts) -> list:
@@ -174,11 +178,26 @@ def _snippet(d, texts: _Texts) -> list:
     return out
 
 
-def _summary(diags, unsafe: bool, show_fixes: bool, fixed: list) -> list:
+SEVERITIES = ("error", "warning", "info")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 or word == "info" else "s")
+
+
+def by_severity(diags) -> str:
+    """`3 errors, 2 warnings, 1 info`: how many findings of each severity."""
+    counts = Counter(d.severity for d in diags)
+    order = list(SEVERITIES) + sorted(set(counts) - set(SEVERITIES))
+    return ", ".join(_plural(counts[s], s) for s in order if counts[s])
+
+
+def _summary(diags, unsafe: bool, show_fixes: bool, fixed: list, all_passed: bool = True,
+             hidden: Optional[tuple] = None) -> list:
     out = []
     if show_fixes and fixed:
         out.append("")
-        out.append(f"Fixed {len(fixed)} error{'s' if len(fixed) != 1 else ''}:")
+        out.append(f"Fixed {_plural(len(fixed), 'finding')}:")
         by_file: dict = {}
         for d in fixed:
             by_file.setdefault(d.filename, Counter())[(d.code, _name(d.code))] += 1
@@ -186,17 +205,19 @@ def _summary(diags, unsafe: bool, show_fixes: bool, fixed: list) -> list:
             out.append(f"- {f}:")
             for (code, name), n in sorted(counts.items()):
                 out.append(f"    {n} × {code} ({name})")
+    n = len(diags)
     if not diags:
         if fixed:
-            out.append(f"Found {len(fixed)} error{'s' if len(fixed) != 1 else ''} ({len(fixed)} fixed, 0 remaining).")
-        else:
+            out.append(f"Found {_plural(len(fixed), 'finding')} ({len(fixed)} fixed, 0 remaining).")
+        elif all_passed:
             out.append("All checks passed!")
-        return out
-    n = len(diags)
-    if fixed:
-        out.append(f"Found {n + len(fixed)} errors ({len(fixed)} fixed, {n} remaining).")
+    elif fixed:
+        out.append(f"Found {_plural(n + len(fixed), 'finding')} ({len(fixed)} fixed, {n} remaining: "
+                   f"{by_severity(diags)}).")
     else:
-        out.append(f"Found {n} error{'s' if n != 1 else ''}.")
+        out.append(f"Found {_plural(n, 'finding')}: {by_severity(diags)}.")
+    if hidden is not None and hidden[0]:
+        out.append(f"{_plural(hidden[0], 'finding')} hidden by the baseline {hidden[1]}.")
     safe = sum(1 for d in diags if d.fix is not None and d.fix.applicability == SAFE)
     unsafe_n = sum(1 for d in diags if d.fix is not None and d.fix.applicability != SAFE)
     if unsafe:

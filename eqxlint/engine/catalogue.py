@@ -1,7 +1,8 @@
 """Reads the rule catalogue: one Markdown file per rule, `rules/<CODE>.md`, shipped inside the
 package as `eqxlint.rules`.
 
-Front matter between `---` lines holds `code`, `name`, `severity`, `seed`, `fix`
+Front matter between `---` lines holds `code`, `name`, `severity`, `principle` (the guideline the
+rule enforces, as users read it: "Equinox guideline: use `throw=True` in tangent solves ..."), `fix`
 (always/sometimes/never) and `fix-safety`; the body has Ruff's headings (What it does / Why is
 this bad? / Example / Use instead / Allowed break / Fix safety / Options) and fenced examples
 tagged ```` ```python invalid ````, ```` ```python valid ```` and ```` ```python fixed ```` (the
@@ -14,6 +15,11 @@ import functools
 import re
 from importlib import resources
 from typing import Optional
+
+# Where the documentation site is published (built from docs/ and rules/ by MkDocs, see
+# mkdocs.yml): every rule's page is `{DOCS_URL}/rules/{code}-{name}/`, the link JSON, SARIF and the
+# language server give for each finding.
+DOCS_URL = "https://eqxlint.readthedocs.io"
 
 _FENCE = re.compile(r"^```python[ \t]+(invalid|valid|fixed)[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)
 SEVERITIES = ("error", "warning", "info")
@@ -32,7 +38,7 @@ class RuleDoc:
     code: str
     name: str
     severity: str
-    seed: str
+    principle: str
     fix: str  # always | sometimes | never
     fix_safety: str
     default: bool
@@ -46,8 +52,18 @@ class RuleDoc:
         return " ".join(m.group(1).split()) if m else ""
 
     @property
+    def seed(self) -> str:
+        """Former name of `principle`."""
+        return self.principle
+
+    @property
+    def slug(self) -> str:
+        """The rule's page name on the documentation site: `EQX203-missing-throw`."""
+        return f"{self.code}-{self.name}"
+
+    @property
     def url(self) -> str:
-        return f"https://eqxlint.readthedocs.io/rules/{self.code}-{self.name}/"
+        return f"{DOCS_URL}/rules/{self.slug}/"
 
 
 def parse(text: str) -> RuleDoc:
@@ -75,7 +91,7 @@ def parse(text: str) -> RuleDoc:
         code=meta["code"],
         name=meta["name"],
         severity=severity,
-        seed=meta.get("seed", ""),
+        principle=meta.get("principle", ""),
         fix=meta.get("fix", "never"),
         fix_safety=meta.get("fix-safety", "safe"),
         default=meta.get("default", "on") != "off",
