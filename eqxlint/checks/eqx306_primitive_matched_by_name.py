@@ -10,6 +10,9 @@ Reported forms, where `P` is a primitive expression (`<x>.primitive`, a name `pr
 - the same through a local variable (`name = eqn.primitive.name` ... `if name == "scan"`);
 - `match P.name:` with string `case` patterns.
 
+One finding per `if`/`elif` chain (at its first test that matches by name, listing the names of
+the whole chain), not one per branch.
+
 Left alone: `.name` read for printing, logging, sorting keys, f-strings, dict keys, or compared
 with another non-literal expression; test files (jaxpr-structure assertions in tests read
 `eqn.primitive.name` idiomatically; option `include-tests`).
@@ -22,18 +25,11 @@ from typing import Optional
 import libcst as cst
 
 from ..core.rule import Rule
+from ..project.paths import is_test_path
+from ..syntax.walker import iter_subtree
 
 _PRIM_NAMES = ("primitive", "prim")
 _PRIM_SUFFIXES = ("_primitive", "_prim", "_p")
-
-
-def _is_test_path(path: str) -> bool:
-    p = path.replace("\\", "/")
-    name = p.rsplit("/", 1)[-1]
-    return (
-        "/tests/" in p or p.startswith("tests/") or name.startswith("test_")
-        or name.endswith(("_test.py", "_tests.py")) or name == "conftest.py"
-    )
 
 
 def _is_primitive_expr(expr) -> bool:
@@ -84,8 +80,11 @@ class PrimitiveMatchedByName(Rule):
 
     def __init__(self, ctx, options=None):
         super().__init__(ctx, options)
-        self.skip = _is_test_path(ctx.path) and not self.opts.get("include-tests")
+        self.skip = is_test_path(ctx.path) and not self.opts.get("include-tests")
         self._consts: Optional[dict] = None
+        self._root: dict = {}  # id(If) -> id of the first If of its if/elif chain
+        self._tests: dict = {}  # id(If) -> ids of the nodes of its test
+        self._chains: dict = {}  # id(first If) -> [(node, desc, vals, how)] found in its tests
 
     # -- what is a "name of a primitive" ---------------------------------------------------
     def _name_expr(self, expr) -> Optional[str]:
@@ -147,6 +146,42 @@ class PrimitiveMatchedByName(Rule):
         return None
 
     # -- handlers --------------------------------------------------------------------------
+    def visit_If(self, node: cst.If) -> None:
+        if self.skip:
+            return
+        root = self._root.setdefault(id(node), id(node))
+        if type(node.orelse) is cst.If:
+            self._root[id(node.orelse)] = root
+
+    def leave_If(self, node: cst.If) -> None:
+        if self.skip or self._root.get(id(node)) != id(node):
+            return
+        found = self._chains.pop(id(node), None)
+        if found:
+            vals: list = []
+            for _, _, vs, _ in found:
+                vals.extend(v for v in vs if v not in vals)
+            first, desc, _, how = found[0]
+            self._report(first, desc, vals, how, chain=len(found) > 1)
+
+    def _chain(self, node) -> Optional[int]:
+        """The chain (first If) whose test holds `node`, when it is in one."""
+        for anc in reversed(self.ctx.stack[:-1]):
+            if type(anc) is cst.If:
+                ids = self._tests.get(id(anc))
+                if ids is None:
+                    ids = self._tests[id(anc)] = {id(n) for n in iter_subtree(anc.test)}
+                return self._root.get(id(anc)) if id(node) in ids else None
+            if type(anc) in (cst.FunctionDef, cst.ClassDef, cst.Lambda):
+                return None
+        return None
+
+    def _found(self, node, desc: str, vals: list, how: str) -> None:
+        root = self._chain(node)
+        if root is None:
+            self._report(node, desc, vals, how)
+        else:
+            self._chains.setdefault(root, []).append((node, desc, vals, how))
     def visit_Assign(self, node: cst.Assign) -> None:
         if self.skip:
             return
@@ -173,13 +208,13 @@ class PrimitiveMatchedByName(Rule):
                     desc = self._name_expr(a)
                     vals = self._string_side(b) if desc is not None else None
                     if vals is not None:
-                        self._report(node, desc, vals, "==" if isinstance(op, cst.Equal) else "!=")
+                        self._found(node, desc, vals, "==" if isinstance(op, cst.Equal) else "!=")
                         return
             elif isinstance(op, (cst.In, cst.NotIn)):
                 desc = self._name_expr(left)
                 vals = self._string_side(right) if desc is not None else None
                 if vals is not None:
-                    self._report(node, desc, vals, "in")
+                    self._found(node, desc, vals, "in")
                     return
             left = right
 
@@ -194,7 +229,7 @@ class PrimitiveMatchedByName(Rule):
             desc = self._name_expr(func.value)
             vals = _strings(node.args[0].value) if desc is not None else None
             if vals is not None:
-                self._report(node, desc, vals, func.attr.value)
+                self._found(node, desc, vals, func.attr.value)
 
     def visit_Match(self, node: cst.Match) -> None:
         if self.skip:
@@ -216,9 +251,11 @@ class PrimitiveMatchedByName(Rule):
         if vals:
             self._report(node.subject, desc, vals, "match")
 
-    def _report(self, node, desc: str, vals: list, how: str) -> None:
+    def _report(self, node, desc: str, vals: list, how: str, chain: bool = False) -> None:
         shown = ", ".join(repr(v) for v in vals[:3]) + (", ..." if len(vals) > 3 else "")
-        if how in ("startswith", "endswith"):
+        if chain:
+            found = f"an `if`/`elif` chain tests {desc} against name strings ({shown})"
+        elif how in ("startswith", "endswith"):
             found = f"{desc} tested with `.{how}({shown})`"
         elif how == "match":
             found = f"`match` on {desc} with name strings ({shown})"
