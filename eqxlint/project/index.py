@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ..semantics import keys as SK
 from ..semantics import names as S
 from .collectors import KINDS as KINDS, NONDIFF_MARK as NONDIFF_MARK
 
@@ -134,7 +135,9 @@ class ProjectIndex:
         - ("rule", fn[, kinds]): the function runs inside a custom differentiation/batching rule
           (of one of `kinds`, e.g. ["jvp", "transpose"]);
         - ("consumes", callee, key): the project function draws from the key it receives at
-          `key` (position or name), or it is not the project's (assumed to consume it);
+          `key` (position or name), directly or through the functions it passes it to, or it
+          is not the project's (assumed to consume it); a project class without an `__init__`
+          of its own (a dataclass, a Module) only stores its arguments;
         - ("param_module", fn, params): some caller, anywhere in the project and traced or not,
           passes an `eqx.Module` instance to one of the function's parameters `params` (a list
           of names), directly, through parameters passed on unchanged, or as what a project
@@ -177,7 +180,14 @@ class ProjectIndex:
         g = self.graph
         targets = g.resolve(callee)
         if not targets:
-            return True  # not the project's: a library function that takes a key draws from it
+            canon = self.canonical(callee)
+            cls, _, meth = canon.rpartition(".")
+            cls = canon if canon in self.classes else self.canonical(cls) if meth == "__init__" else None
+            if cls is not None and cls in self.classes and self._generated_init(cls):
+                return False  # a project class with a generated `__init__` stores its arguments
+            # not the project's (a library function, a method a project class inherits from a
+            # library): assumed to draw from a key it takes, unless it only checks or stores it
+            return SK.name_draws(meth or canon)
         for t in targets:
             fn = g.fns[t]
             name = g._param_at(fn, key, 0)
@@ -190,6 +200,20 @@ class ProjectIndex:
                 if any(self.consumes(r, k, _depth + 1) for r, k in use):
                     return True
         return False
+
+    def _generated_init(self, qual: str, _seen=()) -> bool:
+        """The class's `__init__` is generated (dataclass, NamedTuple, Module): no base outside
+        the project brings one of its own."""
+        if qual in _seen:
+            return True
+        for b in self.classes.get(qual, {}).get("bases", ()):
+            cb = self.canonical(b)
+            if cb in self.classes:
+                if not self._generated_init(cb, _seen + (qual,)):
+                    return False
+            elif cb not in S.MODULE_BASES and cb not in _STORING_BASES and not cb.startswith("typing."):
+                return False
+        return True
 
     def python_fields(self, qual: str) -> Optional[list]:
         """The fields of a Module class (and its project bases) annotated as Python values and
@@ -353,6 +377,10 @@ class ProjectIndex:
         if prim.on_class and kind in self.dynamic_kinds.get(_top(prim.qual), ()):
             return None
         return False
+
+
+# External bases whose subclasses get a generated `__init__` that stores its arguments.
+_STORING_BASES = frozenset({"object", "abc.ABC", "flax.struct.PyTreeNode", "chex.dataclass", "equinox.Module"})
 
 
 def _top(qual: str) -> str:

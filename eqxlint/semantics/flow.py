@@ -55,6 +55,12 @@ class Domain:
     def leave_region(self, stmt, token, state) -> None:
         pass
 
+    def handler_entry(self, stmt, before, body):
+        """The state an `except` handler of the `try` statement `stmt` starts from: by default
+        the join of the states before the `try` and at the end of its body (the exception may
+        come anywhere in between). A domain may start handlers from `before` instead."""
+        return self.join([self.copy(before), self.copy(body)])
+
     def returns(self, stmt, state) -> None:
         """`return` (also `yield` statements are expressions, not returns)."""
 
@@ -210,7 +216,7 @@ class FlowEngine:
         d.leave_region(st, token, body)
         outs = [] if ended else [body]
         for h in st.handlers:
-            hs, h_ended = self.block(h.body, d.join([d.copy(before), d.copy(body)]))
+            hs, h_ended = self.block(h.body, d.handler_entry(st, before, body))
             if not h_ended:
                 outs.append(hs)
         if st.orelse is not None and not ended:

@@ -28,6 +28,7 @@ from typing import Optional
 import libcst as cst
 
 from . import cond as C
+from . import keys as K
 from . import names as S
 from . import tracing as T
 from . import types as TY
@@ -125,23 +126,9 @@ PYTHON_TYPES = frozenset(
 )
 TRACER_GUARD = re.compile(r"[Tt]racer|[Cc]oncret|is_constant|core\.Literal|disable_jit")
 COMPILE_TIME = frozenset({"jax.ensure_compile_time_eval", "jax.core.ensure_compile_time_eval", "jax.disable_jit"})
-KEY_PARAM = re.compile(r"^(key|keys|rng|rng_key|prng_key|prngkey|subkey|subkeys|\w+_key|\w+_rng|\w+_keys|key_\w+)$")
 RANDOM = S.RANDOM + "."
-KEY_NOT_TAKING = frozenset(
-    {
-        f"{S.RANDOM}.PRNGKey", f"{S.RANDOM}.key", f"{S.RANDOM}.wrap_key_data", f"{S.RANDOM}.key_data",
-        f"{S.RANDOM}.key_impl", f"{S.RANDOM}.clone", f"{S.RANDOM}.default_prng_impl",
-        f"{S.RANDOM}.PRNGKeyArray", f"{S.RANDOM}.KeyArray", f"{S.RANDOM}.resolve_prng_impl",
-    }
-)
-
-
-def key_taking(qn: Optional[str]) -> bool:
-    """A jax.random function whose first argument is a key it consumes (samplers, split, fold_in)."""
-    return (
-        qn is not None and qn.startswith(RANDOM) and qn not in KEY_NOT_TAKING and qn.count(".") == 2
-        and qn.rsplit(".", 1)[1][:1].islower()
-    )
+# Which parameters and names hold PRNG keys, which library calls draw from one: `keys.py`.
+KEY_PARAM, KEY_NOT_TAKING, key_taking = K.KEY_PARAM, K.KEY_NOT_TAKING, K.key_taking
 
 
 def _shift(c: frozenset) -> frozenset:
@@ -234,6 +221,10 @@ class FileValues(Domain):
         self._outer: dict = {}
         self._flat: dict = {}
         self._flats: dict = {}  # id(scope) -> flow-insensitive env (for closures)
+        self.key_calls: dict = {}  # id(call) -> ((Arg, how), ...) for the keys a call is given
+        self._edge_keys: dict = {}  # id(call) -> (callee ref, [key of each argument])
+        self._key_params: frozenset = frozenset()  # the current function's key parameters
+        self._key_names: frozenset = frozenset()  # names it uses as keys
         self.engine = FlowEngine(self)
 
     # ------------------------------------------------------------------ driver
@@ -266,6 +257,7 @@ class FileValues(Domain):
         if s is None:
             s = self.summaries[id(scope)] = Summary(scope.ref, scope)
         self._sum, self._scope, self._outer, self._flat = s, scope, outer, flat
+        self._key_params, self._key_names = K.key_names(self.ctx, scope, EXTERNAL)
 
     def _function(self, scope) -> None:
         parent = scope.parent
@@ -337,7 +329,8 @@ class FileValues(Domain):
                     fact["k"] = "key"
                     v = Val(KEY, cond, src=name)
                 elif ak == "keyname":
-                    v = Val(KEY, cond, src=name)
+                    # named like a key: a key on evidence in the function (`keys.key_names`)
+                    v = Val(KEY if name in self._key_params else RAW, cond, src=name)
                     fact["k"] = "keyname"
                 elif ak == "callable":
                     fact["k"] = "callable"
@@ -354,6 +347,8 @@ class FileValues(Domain):
                     v = Val(BOX, cond, src=name)
                 else:
                     v = Val(RAW, cond, src=name)
+                if v.kind in (RAW, ARR) and fact.get("k") in (None, "array", "keyname") and name in self._key_names:
+                    v = Val(KEY, cond, src=name)  # drawn from by `jax.random`, or passed as `key=`
             state[name] = v
             self._flat[name] = v
             out.append(fact)
@@ -395,6 +390,18 @@ class FileValues(Domain):
     def summary(self, scope) -> Optional[Summary]:
         return self.summaries.get(id(scope))
 
+    def key_args(self, call) -> tuple:
+        """The PRNG keys a call is given: `((Arg, how), ...)`, `how` being True (it draws from
+        the key: `jax.random` samplers, `split`, `fold_in`, library functions), False (it only
+        looks at it, stores or binds it: `print`, `jnp.shape`, `State(...)`, `partial`), or
+        `("consumes", callee, key)` for a project function, decided by its summary (`key`: the
+        parameter position or keyword)."""
+        return self.key_calls.get(id(call), ())
+
+    def is_key(self, expr) -> bool:
+        """The expression holds a PRNG key (or an array of keys)."""
+        return self.vals.get(id(expr), _UNK).kind == KEY
+
     # ------------------------------------------------------------------ the domain
     def copy(self, state):
         return dict(state)
@@ -435,6 +442,8 @@ class FileValues(Domain):
     def bind(self, target, v: Val, state: dict, value=None) -> None:
         tp = type(target)
         if tp is cst.Name:
+            if (v.kind == RAW or v.kind == UNK) and target.value in self._key_names:
+                v = Val(KEY, v.cond, src=v.src)  # a name the function uses as a key
             self._set(target.value, v, state)
             self.vals[id(target)] = v
         elif tp is cst.Tuple or tp is cst.List:
@@ -817,7 +826,56 @@ class FileValues(Domain):
     def _call(self, e: cst.Call, state: dict) -> Val:
         f = self.expr_val(e.func, state)
         args = [self.expr_val(a.value, state) for a in e.args]
-        return self._apply(f, args, e.args, e, state)
+        v = self._apply(f, args, e.args, e, state)
+        if f.kind == Q and (f.ref or "").startswith(RANDOM) or any(a.kind == KEY or a.src is not None for a in args):
+            self._keys_given(f, args, e)
+        return v
+
+    def _keys_given(self, f: Val, args: list, e: cst.Call) -> None:
+        """Which keys the call is given and whether it draws from them (`key_args`); a parameter
+        drawn from, or passed on to a project function, goes into the summary's `consumes`."""
+        summ = self._sum
+        qn = f.ref if f.kind == Q else None
+        out = []
+        if qn is not None and qn.startswith(RANDOM):
+            ka = K.key_arg(e) if key_taking(qn) else None
+            for a, an in zip(args, e.args):
+                if an is ka:
+                    out.append((an, True))
+                    if a.src is not None:
+                        summ.consumes[a.src] = True
+        else:
+            info = self._edge_keys.get(id(e))
+            for i, (a, an) in enumerate(zip(args, e.args)):
+                is_key = a.kind == KEY
+                if an.star or not is_key and a.src is None:
+                    continue
+                if info is not None and info[1][i] is not None:
+                    ref = info[0] or ""
+                    if ref.split(".", 1)[0] in EXTERNAL:  # a library class or its instance
+                        how = K.library_draws(ref, e.func)
+                    else:
+                        how = ("consumes", ref, info[1][i])
+                elif f.kind in (ARR, KEY, STATIC, BOX):
+                    how = False  # a method of an array or a container
+                else:
+                    how = K.library_draws(qn, e.func)
+                if is_key:
+                    out.append((an, how))
+                if a.src is None or how is False:
+                    continue
+                cur = summ.consumes.get(a.src)
+                if how is True:
+                    if is_key:
+                        summ.consumes[a.src] = True
+                elif cur is not True:
+                    step = [how[1], how[2]]
+                    if cur is None:
+                        summ.consumes[a.src] = [step]
+                    elif step not in cur:
+                        cur.append(step)
+        if out:
+            self.key_calls[id(e)] = tuple(out)
 
     def _apply(self, f: Val, args: list, argnodes: list, node, state: dict, decorator: bool = False) -> Val:
         """Calling `f` with `args` (decorators are calls with the function as the argument)."""
@@ -908,6 +966,15 @@ class FileValues(Domain):
             if c is not None:
                 classes.append((key, c))
         bound = list(f.bound)
+        if type(node) is cst.Call:
+            # the parameter each argument goes to, for `key_args`
+            self._edge_keys[id(node)] = (f.ref, [None if an is None or an.star else (an.keyword.value if an.keyword is not None else None) for an in argnodes])
+            ks = self._edge_keys[id(node)][1]
+            j = 0
+            for n, an in enumerate(argnodes):
+                if an is not None and an.keyword is None and not an.star:
+                    ks[n] = f.skip + j
+                    j += 1
         # partial's positional arguments occupy the first parameters after `skip`
         e = Edge(f.ref, kind, node, args=tuple(bound) + tuple(pos), star=star, fnargs=tuple(fnargs),
                  via=f.via, skip=f.skip, label=_label(self.ctx, node), virtual=f.virtual)
@@ -1112,10 +1179,6 @@ class FileValues(Domain):
             if qn == f"{S.RANDOM}.split":
                 return Val(KEY, c)
             return Val(KEY, c)
-        if key_taking(qn) and args:
-            k = args[0]
-            if k.src is not None:
-                self._sum.consumes[k.src] = True
         if qn in KEY_NOT_TAKING:
             return _STATIC if qn.endswith(("key_impl", "default_prng_impl")) else Val(ARR, c)
         return Val(ARR, c)
