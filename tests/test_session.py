@@ -90,10 +90,18 @@ def test_edits_in_memory_change_another_file(tmp_path, monkeypatch):
     # ... and comes back when that document is closed (the file on disk has no transpose).
     session.forget("other.py")
     assert [d.code for d in session.diagnostics_for("ops.py")] == ["EQX302"]
-    # Saved, then re-read from disk after the change.
+    # Saved, then re-read from disk after the change; files that did not change are not re-read.
+    ops_result = session._results[str(tmp_path / "ops.py")]
     (tmp_path / "other.py").write_text(RULES)
     session.refresh()
     assert "EQX302" not in [d.code for d in session.diagnostics_for("ops.py")]
+    assert session._results[str(tmp_path / "ops.py")] is ops_result
+    # A deleted file's facts go with it.
+    (tmp_path / "other.py").unlink()
+    session.refresh()
+    assert [d.code for d in session.diagnostics_for("ops.py")] == ["EQX302"]
+    (tmp_path / "other.py").write_text(RULES)
+    session.refresh()
     assert check_paths(["ops.py"], cache=False).diagnostics == session.diagnostics_for("ops.py")
 
 

@@ -419,6 +419,14 @@ def _spelled_root(settings: Settings) -> Path:
     return root
 
 
+def _file_stamp(path) -> Optional[tuple]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
 class ProjectSession:
     """One project's per-file results, held in memory: what the language server keeps.
 
@@ -454,6 +462,7 @@ class ProjectSession:
         self._project: list = []  # absolute paths of the project's .py files, in discovery order
         self._texts: dict = {}  # absolute path -> the text held in memory
         self._parsers: dict = {}  # absolute path -> IncrementalParser
+        self._stamps: dict = {}  # absolute path -> (mtime_ns, size) of the file a result was read from
         self._loaded = False
 
     @classmethod
@@ -486,20 +495,29 @@ class ProjectSession:
     def _lint_disk(self, files: list) -> list:
         if not files:
             return []
-        return lint_files(files, self.settings, self.run, self.store, self.jobs, self.notes,
-                          mp_context=self.mp_context)
+        stamps = {os.path.abspath(f): _file_stamp(f) for f in files}
+        results = lint_files(files, self.settings, self.run, self.store, self.jobs, self.notes,
+                             mp_context=self.mp_context)
+        for r in results:
+            self._stamps[os.path.abspath(r.path)] = stamps.get(os.path.abspath(r.path))
+        return results
 
     def refresh(self) -> None:
-        """Files were created, deleted or changed on disk (not the documents held in memory):
-        discover the project again and re-read what changed (through the cache)."""
+        """Files may have been created, deleted or changed on disk (not the documents held in
+        memory): discover the project again and re-read the files whose size or modification
+        time changed (through the cache)."""
         self.load()
         if not self.has_project:
             return
         held = set(self._texts)
         for k in list(self._results):
-            if k not in held:
+            if k not in held and self._stamps.get(k) != _file_stamp(k):
                 del self._results[k]
         self._discover()
+        project = set(self._project)
+        for k in list(self._results):
+            if k not in held and k not in project:
+                del self._results[k]  # deleted, or excluded now
 
     def name(self, path) -> str:
         """The path as the session's diagnostics spell it."""

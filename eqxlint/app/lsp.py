@@ -223,6 +223,7 @@ class Linter:
     """Lints a document's text as the server does, for one caller (tests, scripts)."""
 
     def __init__(self, **kw):
+        kw.setdefault("jobs", 1)  # no worker processes unless asked for
         self.projects = Projects(**kw)
 
     def lint(self, text: str, path: Path) -> list:
@@ -462,6 +463,10 @@ def build_server(*, cache: bool = True):
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls, params: types.DidSaveTextDocumentParams):
+        # A save is when other tools (formatters, a `git` command) have usually run too: re-read
+        # the files that changed on disk, then lint the saved document.
+        state["loop"] = asyncio.get_running_loop()
+        enqueue("refresh", _Job("refresh"))
         if snapshot(params.text_document.uri):
             schedule(params.text_document.uri, now=True)
 
@@ -569,7 +574,12 @@ def serve() -> int:
         sys.stderr.write("eqxlint: error: `eqxlint server` needs the `lsp` extra: pip install 'eqxlint[lsp]'\n")
         return 2
     if os.environ.get("EQXLINT_LSP_LOG"):
-        logging.basicConfig(filename=os.environ["EQXLINT_LSP_LOG"], level=logging.DEBUG)
+        logging.basicConfig(filename=os.environ["EQXLINT_LSP_LOG"], level=logging.DEBUG,
+                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        # pygls logs every message in full (a document's whole text on each change) at DEBUG and
+        # INFO: that alone would slow the server down; set EQXLINT_LSP_LOG_PYGLS=1 to see it.
+        if not os.environ.get("EQXLINT_LSP_LOG_PYGLS"):
+            logging.getLogger("pygls").setLevel(logging.WARNING)
     from ..syntax.parsing import tune_gc
 
     tune_gc()
