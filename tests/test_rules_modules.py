@@ -168,6 +168,25 @@ def test_eqx103_silent_for_fields_from_other_files():
     assert rows(code, "EQX103") == []
 
 
+def test_eqx103_module_whose_base_is_in_another_file(tmp_path):
+    """A class is a Module through a base of another project file: its own non-static flag is
+    reported when the project says so (and a plain base keeps it silent)."""
+    from eqxlint.app import api
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "base.py").write_text(
+        "import equinox as eqx\n\nclass BaseLayer(eqx.Module):\n    pass\n\nclass Plain:\n    pass\n"
+    )
+    body = "\n    depth: int\n\n    def __call__(self, x):\n        for _ in range(self.depth):\n            x = x * 2\n        return x\n"
+    (tmp_path / "pkg" / "block.py").write_text(
+        "from pkg.base import BaseLayer, Plain\n\nclass Block(BaseLayer):" + body + "\nclass Other(Plain):" + body
+    )
+    (tmp_path / "pyproject.toml").write_text("[tool.eqxlint]\n")
+    diags = api.check_paths([tmp_path], cache=False).diagnostics
+    assert [d.row for d in diags if d.code == "EQX103"] == [7]
+
+
 def test_eqx103_fix_keeps_field_arguments():
     code = _src(
         """

@@ -1,16 +1,16 @@
-"""Small helpers shared by rule modules (message fragments, argument access)."""
+"""Small helpers shared by rule modules: argument access (re-exported from `eqxlint.syntax.nodes`)
+and the short form of a qualified name for messages (`eqxlint.semantics.tracing.short`)."""
 
 from __future__ import annotations
 
-from typing import Optional
-
-import libcst as cst  # noqa: F401
-
+from ..semantics.tracing import short as short  # noqa: F401
 from ..syntax.nodes import is_false as is_false, is_true as is_true, keyword as keyword, positional as positional  # noqa: F401
 
 
 def trace_reason(scope) -> str:
-    """Why a function is traced, for messages: "`step` is traced by `jax.jit`"."""
+    """Why a function is traced, from the per-file `Scope.sites` (deprecated: a finding in traced
+    code reports with `report_traced`, whose `{trace}` is the project's call chain). Kept until
+    the rules that still import it are migrated."""
     fn = scope.function if scope is not None else None
     if fn is None:
         return "traced code"
@@ -33,11 +33,3 @@ def trace_reason(scope) -> str:
             break
         s = nxt
     return f"`{fn.name}` runs under a JAX trace" if fn.name else "this lambda runs under a JAX trace"
-
-
-def short(qualname: str) -> str:
-    return (
-        qualname.replace("equinox.internal.", "eqxi.")
-        .replace("equinox.", "eqx.")
-        .replace("jax.random.", "jr.")
-    )

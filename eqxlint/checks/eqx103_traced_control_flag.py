@@ -8,10 +8,10 @@ from typing import Callable, Iterator, Optional
 import libcst as cst
 
 from ..core.rule import UNSAFE, Rule, RuleFix
-from ._modules import (
-    all_fields, bound_in, decorator_names, is_scalar_annotation, iter_local, iter_with_parents,
-    method_self, methods, python_type_name,
-)
+from ..semantics import tracing as T
+from ..semantics import types as TY
+from ..syntax.walker import children
+from ._modules import bound_in, decorator_names, iter_local, iter_with_parents, method_self, methods
 
 _SETUP = frozenset({"__init__", "__post_init__", "__check_init__", "__new__", "__repr__",
                     "__str__", "__hash__", "__eq__"})
@@ -77,9 +77,7 @@ def _refs(ctx, expr, key) -> Iterator[tuple]:
 
 
 def _children(node):
-    from ._modules import child_nodes
-
-    return child_nodes(node)
+    return children(node)
 
 
 def uses(ctx, body, key) -> Iterator[tuple]:
@@ -139,20 +137,21 @@ class TracedControlFlag(Rule):
     def end_file(self) -> None:
         ctx = self.ctx
         for scope in ctx.scopes:
-            if scope.kind == "class" and ctx.is_module_class(scope):
-                self._check_class(scope)
+            if scope.kind == "class":
+                is_mod, req = TY.module_of_class(ctx, scope)
+                if is_mod is not False:
+                    self._check_class(scope, req)
             elif scope.kind == "function":
                 self._check_jitted(scope)
 
     # ------------------------------------------------------------------ Module fields
-    def _check_class(self, cls) -> None:
+    def _check_class(self, cls, requires) -> None:
+        """`requires`: the condition under which `cls` is a Module (a base in another file)."""
         ctx = self.ctx
-        fields, _ = all_fields(ctx, cls)
+        fields, _ = TY.all_fields(ctx, cls)
         if not fields:
             return
-        from ._modules import mro
-
-        chain, _ = mro(ctx, cls)
+        chain, _ = TY.mro(ctx, cls)
         for mname, fn in methods(cls).items():
             if mname in _SETUP:
                 continue
@@ -165,22 +164,25 @@ class TracedControlFlag(Rule):
             seen = set()
             for ref, name, how in uses(ctx, fn.body, _key_self(self_name)):
                 f = fields.get(name)
-                if f is None or f.kind in ("static", "dynamic", "converter"):
+                if f is None or f.call_kind in ("static", "dynamic", "converter"):
                     continue
-                tname = python_type_name(ctx, f.ann)
+                tname = TY.static_type_text(ctx, f.ann)
                 if tname is None or (name, id(ref)) in seen:
                     continue
                 if _array_assigned(ctx, chain, name):
                     continue
                 seen.add((name, id(ref)))
                 owner = f.cls.name
+                tname = " ".join(tname.split())
                 self.report(
                     ref,
-                    f"Module field `{owner}.{name}: {tname}` is used in {how} in `{mname}` but is "
-                    "not static: it is a PyTree leaf, so `jax.jit`/`vmap`/`scan` trace it (a "
-                    "concretization error) and `filter_jit` recompiles for every new value. "
+                    f"Module field `{owner}.{name}: {tname}` steers {how} in `{mname}` but is not "
+                    "static: it is a PyTree leaf, so wherever the Module passes through `jax.jit`, "
+                    "`jax.vmap` or a `lax` loop carry it becomes a tracer and this raises, and tree "
+                    "maps over the Module (optimizer updates, `jax.tree_util.tree_map`) visit it. "
                     f"Declare it `{name}: {tname} = eqx.field(static=True)`.",
                     fix=self._fix(f),
+                    requires=requires,
                 )
 
     def _fix(self, f) -> Optional[RuleFix]:
@@ -195,7 +197,7 @@ class TracedControlFlag(Rule):
         value = node.value
         if value is None:
             new = f"{target}: {ann} = {eqx}.field(static=True)"
-        elif f.kind == "field":
+        elif f.call_kind == "field":
             if (ctx.qualname(value.func) or "") != "equinox.field":
                 return None  # dataclasses.field has no static=
             args = ", ".join(ctx.code(a.value) if a.keyword is None else f"{a.keyword.value}={ctx.code(a.value)}"
@@ -214,55 +216,50 @@ class TracedControlFlag(Rule):
 
     # ------------------------------------------------------------------ jitted arguments
     def _check_jitted(self, fn) -> None:
+        """Arguments that `jax.jit` traces (from the transform's spec: `static_argnums`,
+        `static_argnames`, arguments bound by `functools.partial`) at every site of this file
+        that jits the function."""
         ctx = self.ctx
         sites = [s for s in fn.sites if s.kind in ("decorator", "call") and s.qualname == "jax.jit"]
         if not sites or fn.node.decorators and any(
             s.kind == "decorator" and s.qualname != "jax.jit" for s in fn.sites
         ):
             return
+        summ = ctx.values.summary(fn)
+        if summ is None:
+            return
+        traced = None
+        for site in sites:
+            node = site.node
+            if site.kind == "decorator":
+                call = node.decorator if type(node.decorator) is cst.Call else None
+                skip, skip_kw = 0, frozenset()
+            else:
+                call = node
+                pos = [a for a in call.args if a.keyword is None and not a.star]
+                v = ctx.values.of(pos[0].value) if pos else None
+                skip = v.skip if v is not None else 0
+                skip_kw = frozenset(k for k, _ in v.bound if isinstance(k, str)) if v is not None else frozenset()
+            spec = T.wrap_spec("jax.jit", call)
+            names = T.traced_params(spec, summ.params, skip, skip_kw)
+            traced = names if traced is None else traced & names
+        if not traced:
+            return
         params = fn.node.params
         ordered = list(params.posonly_params) + list(params.params)
-        static: set = set()
-        for site in sites:
-            nums = site.keyword("static_argnums")
-            names = site.keyword("static_argnames")
-            for expr, kind in ((nums, "nums"), (names, "names")):
-                if expr is None:
-                    continue
-                items = [e.value for e in expr.elements] if isinstance(expr, (cst.Tuple, cst.List)) else [expr]
-                for it in items:
-                    if kind == "nums" and isinstance(it, cst.Integer):
-                        i = int(it.value)
-                        if 0 <= i < len(ordered):
-                            static.add(ordered[i].name.value)
-                    elif kind == "names" and isinstance(it, cst.SimpleString):
-                        static.add(str(it.evaluated_value))
-                    else:
-                        return  # computed static spec: cannot tell
-        for site in sites:
-            call = site.node
-            if site.kind != "call" or not isinstance(call, cst.Call) or not call.args:
-                continue
-            fun = call.args[0].value
-            if isinstance(fun, cst.Call) and ctx.qualname(fun.func) in ("functools.partial", "partial"):
-                bound_pos = [a for a in fun.args[1:] if a.keyword is None]
-                for prm in ordered[: len(bound_pos)]:
-                    static.add(prm.name.value)
-                for a in fun.args:
-                    if a.keyword is not None:
-                        static.add(a.keyword.value)  # bound to a Python value by the partial
         cands = {}
         for p in ordered + list(params.kwonly_params):
-            if p.annotation is not None and p.name.value not in static and is_scalar_annotation(ctx, p.annotation):
-                cands[p.name.value] = ctx.code(p.annotation.annotation)
+            if p.annotation is not None and p.name.value in traced and TY.is_scalar_annotation(ctx, p.annotation):
+                cands[p.name.value] = " ".join(ctx.code(p.annotation.annotation).split())
         if not cands:
             return
         cands = {k: v for k, v in cands.items() if k not in bound_in(fn.node.body)}
+        eqx = (ctx.alias_for("equinox") or "eqx") if ctx.imports_module("equinox") else None
         for ref, name, how in uses(ctx, fn.node.body, _key_names(set(cands))):
+            also = f", or use `{eqx}.filter_jit`, which keeps Python ints/bools/strs static" if eqx else ""
             self.report(
                 ref,
                 f"`{name}: {cands[name]}` is an argument of `jax.jit`-compiled `{fn.name}` used in "
-                f"{how}: jax.jit traces it, so Python control flow on it fails with a "
-                f"concretization error. Pass it as static (`static_argnames=(\"{name}\",)`) or use "
-                "`eqx.filter_jit`, which keeps Python ints/bools/strs static.",
+                f"{how}: jax.jit traces it, so this fails at trace time (a tracer has no concrete "
+                f"value). Pass it as static (`static_argnames=(\"{name}\",)`){also}.",
             )

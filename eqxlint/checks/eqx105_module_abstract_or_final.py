@@ -6,10 +6,8 @@ from __future__ import annotations
 import libcst as cst
 
 from ..core.rule import Rule
-from ._modules import (
-    declares_abstract, decorator_names, definitely_concrete, is_abstractmethod, local_bases,
-    methods, mro, own_fields,
-)
+from ..semantics.types import local_bases, mro, own_fields
+from ._modules import declares_abstract, decorator_names, definitely_concrete, is_abstractmethod, iter_local, methods
 
 _ALLOWED_OVERRIDES = frozenset({"__check_init__"})
 
@@ -41,8 +39,6 @@ def _stub_kind(fn: cst.FunctionDef):
 def _delegates(fn: cst.FunctionDef) -> bool:
     """The override calls `super().<same name>(...)`: it extends the base method (a
     convenience subclass fixing constructor arguments, a wrapper), it does not replace it."""
-    from ._modules import iter_local
-
     for call in iter_local(fn.body, (cst.Call,)):
         f = call.func
         if (isinstance(f, cst.Attribute) and f.attr.value == fn.name.value

@@ -7,7 +7,8 @@ from typing import Optional
 import libcst as cst
 
 from ..core.rule import UNSAFE, Rule, RuleFix
-from ._modules import iter_local, own_fields
+from ..semantics import types as TY
+from ..semantics.values import INST, RAW
 
 
 class EvalShapeOnMixedTree(Rule):
@@ -32,17 +33,19 @@ class EvalShapeOnMixedTree(Rule):
             what, requires = found
             reason = f"the function is {what}"
         if reason is None:
-            reason = self._function_reason(fun)
+            found = self._function_reason(fun)
+            if found:
+                reason, requires = found
         if reason is None:
             for a in node.args:
                 if a.value is fun or a.star:
                     continue
                 if isinstance(a.value, (cst.SimpleString, cst.FormattedString, cst.ConcatenatedString)):
-                    reason = f"the argument `{ctx.code(a.value)}` is a string"
+                    reason = f"the argument `{_short(ctx, a.value)}` is a string"
                     break
                 m = self._module_value(a.value)
                 if m:
-                    reason = f"the argument `{ctx.code(a.value)}` is {m[0]}"
+                    reason = f"the argument {m[0]}"
                     requires = m[1]
                     break
         if reason is None:
@@ -68,80 +71,59 @@ class EvalShapeOnMixedTree(Rule):
 
     # ------------------------------------------------------------------ helpers
     def _module_value(self, expr) -> Optional[tuple]:
-        """(description, requires) when `expr` evaluates to an eqx.Module instance."""
+        """(description, requires) when `expr` evaluates to an eqx.Module instance: from its
+        value (a Module built here, a parameter annotated with a Module class, `self` of a
+        Module, a Module field), or a parameter to which callers pass one."""
         ctx = self.ctx
-        fn = ctx.scope.function
-        if isinstance(expr, cst.Call):
-            mt = ctx.module_type(expr.func)
-            if mt and not mt.startswith("?"):
-                return f"a `{ctx.code(expr.func)}` Module built inline", None
-            return None
-        if isinstance(expr, cst.Name) and (fn is None or fn.kind == "lambda"):
-            for node, scope in ctx.assigns:
-                if scope is ctx.module_scope and isinstance(node.value, cst.Call) and any(
-                    isinstance(t.target, cst.Name) and t.target.value == expr.value for t in node.targets
-                ):
-                    mt = ctx.module_type(node.value.func)
-                    if mt and not mt.startswith("?"):
-                        return f"`{expr.value}`, a `{ctx.code(node.value.func)}` Module", None
-            return None
-        if isinstance(expr, cst.Name) and fn is not None and fn.kind == "function":
-            name = expr.value
-            p = fn.node.params
-            for prm in list(p.posonly_params) + list(p.params) + list(p.kwonly_params):
-                if prm.name.value == name:
-                    if name == "self" and fn.cls is not None and ctx.is_module_class(fn.cls):
-                        return f"`self`, an instance of Module `{fn.cls.name}`", None
-                    mt = ctx.module_type(prm.annotation) if prm.annotation else None
-                    if mt:
-                        req = ("module_class", mt[1:]) if mt.startswith("?") else None
-                        return f"`{name}`, a `{ctx.code(prm.annotation.annotation)}` Module", req
-                    return None
-            for node in iter_local(fn.node.body, (cst.Assign,)):
-                if isinstance(node.value, cst.Call) and any(
-                    isinstance(t.target, cst.Name) and t.target.value == name for t in node.targets
-                ):
-                    mt = ctx.module_type(node.value.func)
-                    if mt and not mt.startswith("?"):
-                        return f"`{name}`, a `{ctx.code(node.value.func)}` Module", None
-            return None
-        if (isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name)
-                and expr.value.value == "self" and fn is not None and fn.cls is not None
-                and ctx.is_module_class(fn.cls)):
-            f = own_fields(ctx, fn.cls).get(expr.attr.value)
-            if f is not None:
-                mt = ctx.module_type(f.ann)
-                if mt and not mt.startswith("?"):
-                    return f"`self.{f.name}`, a `{ctx.code(f.ann.annotation)}` Module", None
+        v = ctx.values.of(expr)
+        code = _short(ctx, expr)
+        if v.kind == INST:
+            is_mod, req = TY.module_of_ref(ctx, v.ref)
+            if is_mod is False:
+                return None
+            cls = _cls_name(v.ref)
+            if type(expr) is cst.Call:
+                return f"a `{cls}` Module built inline", req
+            return f"`{code}`, a `{cls}` Module", req
+        if v.kind == RAW and v.src is not None and type(expr) is cst.Name:
+            fn = ctx.scope.function
+            if fn is not None and v.src in fn.params:
+                return f"`{code}`, an Equinox Module passed by callers", ("param_module", fn.ref, [v.src])
         return None
 
-    def _function_reason(self, fun) -> Optional[str]:
+    def _function_reason(self, fun) -> Optional[tuple]:
+        """(reason, requires) when the function takes a Module (an annotated parameter) or the
+        lambda visibly returns a non-array."""
         ctx = self.ctx
         if isinstance(fun, cst.Lambda):
             bad = self._mixed_output(fun.body)
-            if bad:
-                return f"the lambda returns {bad}"
-            return None
+            return (f"the lambda returns {bad[0]}", bad[1]) if bad else None
         for target in ctx.resolve_functions(fun, ctx.scope):
             if target.kind != "function":
                 continue
             p = target.node.params
             for prm in list(p.posonly_params) + list(p.params) + list(p.kwonly_params):
-                if prm.annotation is not None:
-                    mt = ctx.module_type(prm.annotation)
-                    if mt and not mt.startswith("?"):
-                        return (f"`{target.name}` takes `{prm.name.value}: "
-                                f"{ctx.code(prm.annotation.annotation)}`, a Module")
+                if prm.annotation is None:
+                    continue
+                kind, ref = TY.annotation_kind(ctx, prm.annotation)
+                if kind != "class":
+                    continue
+                is_mod, req = TY.module_of_ref(ctx, ref)
+                if is_mod is not False:
+                    ann = " ".join(ctx.code(prm.annotation.annotation).split())
+                    return f"`{target.name}` takes `{prm.name.value}: {ann}`, a Module", req
         return None
 
-    def _mixed_output(self, expr) -> Optional[str]:
+    def _mixed_output(self, expr) -> Optional[tuple]:
         ctx = self.ctx
         if isinstance(expr, (cst.SimpleString, cst.FormattedString, cst.ConcatenatedString)):
-            return f"the string {ctx.code(expr)}"
+            return f"the string {_short(ctx, expr)}", None
         if isinstance(expr, cst.Call):
-            mt = ctx.module_type(expr.func)
-            if mt and not mt.startswith("?"):
-                return f"a `{ctx.code(expr.func)}` Module"
+            v = ctx.values.of(expr)
+            if v.kind == INST:
+                is_mod, req = TY.module_of_ref(ctx, v.ref)
+                if is_mod is not False:
+                    return f"a `{_cls_name(v.ref)}` Module", req
             return None
         if isinstance(expr, (cst.Tuple, cst.List)):
             for el in expr.elements:
@@ -155,3 +137,13 @@ class EvalShapeOnMixedTree(Rule):
                     if r:
                         return r
         return None
+
+
+def _cls_name(ref) -> str:
+    ref = (ref or "").lstrip("?")
+    return ref.replace("equinox.", "eqx.") if ref.startswith("equinox.") else ref.rsplit(".", 1)[-1]
+
+
+def _short(ctx, node, limit: int = 40) -> str:
+    text = " ".join(ctx.code(node).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -7,7 +7,8 @@ from typing import Optional
 import libcst as cst
 
 from ..core.rule import Rule
-from ._modules import is_test_path, iter_local, iter_with_parents
+from ..project.paths import is_test_path
+from ._modules import iter_local, iter_with_parents
 
 _DUMMIES = frozenset(
     f"{m}.{f}" for m in ("jax.numpy", "numpy")

@@ -8,8 +8,8 @@ from typing import Optional
 import libcst as cst
 
 from ..core.rule import Rule
-from ._flow import branch_scope, cond_branches, return_values
-from ._helpers import short
+from ._cond import branch_scope, cond_branches, return_values
+from ..semantics.tracing import short
 
 _NUM = {cst.Integer: "int", cst.Float: "float", cst.Imaginary: "complex"}
 

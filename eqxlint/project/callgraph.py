@@ -409,6 +409,26 @@ class CallGraph:
                     return True
         return False
 
+    def reaches_flag(self, ref: str, flag: str, limit: int = 500) -> bool:
+        """Does the function, or a project function it calls, traces or hands on (directly or
+        not), carry `flag` in its summary (e.g. "coll": uses a named-axis collective)?"""
+        todo = list(self.resolve(ref))
+        seen: set = set()
+        while todo and len(seen) < limit:
+            r = todo.pop()
+            if r in seen:
+                continue
+            seen.add(r)
+            f = self.fns.get(r)
+            if f is None:
+                continue
+            if f.fact.get("flags", {}).get(flag):
+                return True
+            for e in f.edges:
+                if e[KIND] in ("call", "wrap", "arg"):
+                    todo.extend(self.resolve(e[TO], bool(e[VIRTUAL])))
+        return False
+
     def _is_module_class(self, cls: str, depth: int) -> bool:
         if cls.startswith("()"):
             if depth > MAX_RETURN_DEPTH:

@@ -144,6 +144,8 @@ class ProjectIndex:
           function returns;
         - ("module_python_fields", qual): the class is an `eqx.Module` and it (or a project base)
           declares a field annotated as a Python value (int, str, Callable, ...) not marked static;
+        - ("collective", fn): the function, or one it calls or traces (across the project),
+          uses a named-axis collective (`lax.psum(x, "i")`, ...) or hands an `axis_name=` on;
         - ("not", c): the condition `c` (one of the above) does not hold. Unlike the others it
           is not monotone: true on one file, it may be false on the project (another file traces
           the function, passes the Module). That is safe because `finalize` decides every
@@ -172,6 +174,8 @@ class ProjectIndex:
             return self.graph.passes_module(c[1], params)
         if kind == "module_python_fields":
             return self.python_fields(c[1]) is not None
+        if kind == "collective":
+            return self.graph.reaches_flag(c[1], "coll")
         if kind == "not":
             return not self.holds(tuple(c[1]))
         return True

@@ -176,6 +176,33 @@ TANGENT_SOLVE_ARGS = {
     "jax.lax.custom_linear_solve": ("transpose", 3, "transpose_solve"),
 }
 
+# Routines expensive to trace and compile (EQX113): linear algebra, FFTs, solvers, loops, convolutions.
+HEAVY_PREFIXES = (
+    "jax.numpy.linalg.", "jax.scipy.linalg.", "jax.lax.linalg.", "jax.numpy.fft.",
+    "jax.scipy.sparse.linalg.", "jax.scipy.optimize.", "jax.scipy.signal.", "jax.scipy.integrate.",
+    "lineax.", "optimistix.", "diffrax.",
+)
+HEAVY_CALLS = frozenset(
+    {
+        "jax.lax.scan", "jax.lax.while_loop", "jax.lax.fori_loop", "jax.lax.map",
+        "jax.lax.associative_scan", "jax.lax.conv_general_dilated", "jax.lax.conv",
+        "jax.lax.conv_with_general_padding", "jax.lax.dot_general", "jax.lax.custom_root",
+        "jax.lax.custom_linear_solve", "jax.lax.reduce_window", "jax.lax.sort",
+        "jax.numpy.einsum", "jax.numpy.matmul", "jax.numpy.dot", "jax.numpy.tensordot",
+        "jax.numpy.convolve", "jax.numpy.correlate", "jax.numpy.sort", "jax.numpy.argsort",
+        "equinox.internal.while_loop", "equinox.internal.scan", "jax.random.permutation",
+        "jax.numpy.kron", "jax.numpy.polyval",
+    }
+)
+
+# Collectives over a named mapped axis (`jax.lax.psum(x, "i")`): code that needs `pmap`'s axis_name.
+COLLECTIVES = frozenset(
+    {
+        "psum", "pmean", "pmax", "pmin", "all_gather", "ppermute", "pshuffle", "axis_index",
+        "psum_scatter", "all_to_all", "pswapaxes", "pbroadcast", "pdot", "axis_size",
+    }
+)
+
 # Reverse-mode differentiation entry points (EQX205, EQX208).
 REVERSE_AD = frozenset(
     {

@@ -1008,6 +1008,9 @@ class FileValues(Domain):
     def _call_api(self, f: Val, args: list, argnodes: list, node, state) -> Val:
         ctx = self.ctx
         qn = f.ref or ""
+        if qn.startswith("jax.lax.") and qn[8:] in S.COLLECTIVES or any(
+                an is not None and an.keyword is not None and an.keyword.value == "axis_name" for an in argnodes):
+            self._sum.flags["coll"] = 1  # a named-axis collective, or an axis name handed on
         nodes = list(argnodes)
         positional = [(a, an) for a, an in zip(args, nodes) if an is None or (an.keyword is None and not an.star)]
         kinds = S.TRANSFORM_KIND
