@@ -710,7 +710,8 @@ class FileValues(Domain):
         f = TY.all_fields(ctx, cls)[0].get(attr)
         if f is not None:
             if f.kind == "array":
-                return Val(ARR, base.cond)
+                # a field annotated as a key (`key: PRNGKeyArray`) holds a key
+                return Val(KEY if f.ann is not None and TY.annotation_kind(ctx, f.ann)[0] == "key" else ARR, base.cond)
             if f.kind in ("static", "static-type"):
                 return _STATIC
             ak, aq = TY.annotation_kind(ctx, f.ann)
@@ -848,7 +849,9 @@ class FileValues(Domain):
             info = self._edge_keys.get(id(e))
             for i, (a, an) in enumerate(zip(args, e.args)):
                 is_key = a.kind == KEY
-                if an.star or not is_key and a.src is None:
+                # a parameter that is not known to be a key still records where it goes when it
+                # is named like one: a caller may pass a key there
+                if an.star or not is_key and (a.src is None or info is None or not KEY_PARAM.match(a.src)):
                     continue
                 if info is not None and info[1][i] is not None:
                     ref = info[0] or ""
