@@ -166,3 +166,66 @@ def test_reuse_under_jit_correlates_mask_and_noise():
     assert _eqx401_rows(GOOD_JIT) == []
     mask, noise = _run(GOOD_JIT, "noisy", key, x)
     assert not bool(jnp.array_equal(mask, noise < 0.5))
+
+
+CROSS_MODULE = {
+    "noisepkg/__init__.py": "",
+    "noisepkg/init.py": """\
+import jax.random as jr
+
+
+def init_weights(key, n):
+    return jr.normal(key, (n,))
+
+
+def shape_only(key, n):
+    del key
+    return (n,)
+""",
+    "noisepkg/noise.py": """\
+import jax.random as jr
+
+
+def perturb(key, n):
+    return jr.normal(key, (n,))
+""",
+    "train.py": """\
+import jax.random as jr
+from noisepkg.init import init_weights, shape_only
+from noisepkg.noise import perturb
+
+
+def setup(key):
+    shape = shape_only(key, 8)
+    w = init_weights(key, shape[0])
+    noise = perturb(key, shape[0])
+    return w, noise
+""",
+}
+
+
+def test_cross_module_reuse_is_found_and_really_repeats(tmp_path, monkeypatch):
+    """`perturb(key)` after `init_weights(key)` (two other modules, both drawing) is reported,
+    `shape_only(key)` (which `del`s its key) is not, and the flagged code really draws the
+    same numbers twice."""
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    from eqxlint.app import api
+
+    (tmp_path / "pyproject.toml").write_text("[tool.eqxlint]\n")
+    for name, src in CROSS_MODULE.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(src))
+    diags = api.check_paths([tmp_path], cache=False).diagnostics
+    assert [(Path(d.filename).name, d.row) for d in diags if d.code == "EQX401"] == [("train.py", 9)]
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for mod in [m for m in sys.modules if m == "train" or m.startswith("noisepkg")]:
+        monkeypatch.delitem(sys.modules, mod)
+    import train
+
+    w, noise = train.setup(jax.random.PRNGKey(4))
+    assert bool(jnp.array_equal(w, noise))  # the "noise" is the initial weights again

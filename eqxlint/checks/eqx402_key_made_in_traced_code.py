@@ -1,5 +1,9 @@
 """EQX402 key-made-in-traced-code: a PRNG key built from a constant inside traced code or
-library code, or host RNG state (`np.random`, `random`) used inside traced code."""
+library code, or host RNG state (`np.random`, `random`) used inside traced code.
+
+Whether a function is traced is the project's decision (`report_traced`: a trace site in any
+module reaches it); the library case is reported only where no trace site reaches the function,
+so one key gets one message."""
 
 from __future__ import annotations
 
@@ -8,14 +12,20 @@ import re
 import libcst as cst
 
 from ..core.rule import Rule
+from ..project.paths import is_script_path, is_test_path
 from ..syntax.walker import iter_subtree
-from ._helpers import trace_reason
 from . import _keys as K
 
 _MAKERS = frozenset({"jax.random.PRNGKey", "jax.random.key"})
 # Transforms that only look at shapes: a dummy key built under them is never sampled from.
 _SHAPE_ONLY = frozenset({"jax.eval_shape", "equinox.filter_eval_shape", "jax.make_jaxpr", "equinox.filter_make_jaxpr"})
 
+
+# Host RNG state management: it draws nothing that a compiled function could freeze.
+_HOST_STATE = frozenset(
+    {"numpy.random.seed", "numpy.random.get_state", "numpy.random.set_state", "random.seed",
+     "random.getstate", "random.setstate"}
+)
 
 _SCRIPT_FN = re.compile(r"^_*(test|main$)|example|demo|bench|tutorial|profile")
 
@@ -31,9 +41,11 @@ def _constant(expr) -> bool:
     return False
 
 
-def _root_sites(scope) -> list:
-    """The transform/decorator sites that make `scope` traced, following callers upwards."""
-    out = []
+def _shape_only(scope) -> bool:
+    """Every transform applied to `scope` in this file (or, for a nested function without one,
+    to the function around it) only looks at shapes (`jax.eval_shape`, `make_jaxpr`): a dummy
+    key built there is never sampled from at run time."""
+    sites = []
     seen = set()
     todo = [scope]
     while todo:
@@ -45,10 +57,10 @@ def _root_sites(scope) -> list:
             if site.kind in ("callee", "nested") and site.via is not None:
                 todo.append(site.via)
             else:
-                out.append(site)
-        if not s.sites and s.parent is not None and s.parent.function is not None and s.parent.function.traced:
+                sites.append(site)
+        if not s.sites and s.parent is not None:
             todo.append(s.parent.function)
-    return out
+    return bool(sites) and all(site.qualname in _SHAPE_ONLY for site in sites)
 
 
 class KeyMadeInTracedCode(Rule):
@@ -58,7 +70,7 @@ class KeyMadeInTracedCode(Rule):
     def __init__(self, ctx, options=None):
         super().__init__(ctx, options)
         path = ctx.path
-        self.exempt_path = K.is_test_path(path) or K.is_script_path(path)
+        self.exempt_path = is_test_path(path) or is_script_path(path)
         self.main_blocks: list = []
 
     def visit_If(self, node: cst.If) -> None:
@@ -103,20 +115,17 @@ class KeyMadeInTracedCode(Rule):
         fn = ctx.scope.function
         if fn is not None and self._fallback(fn):
             return  # a fallback for an optional key argument (`if key is None: key = jr.key(0)`)
-        if ctx.in_traced():
-            sites = _root_sites(fn)
-            if sites and all(s.qualname in _SHAPE_ONLY for s in sites):
-                return  # a dummy key for shape inference
-            self.report(
-                node,
-                f"`{call_src}` builds a constant PRNG key inside traced code ({trace_reason(ctx.scope)}): "
-                "the key is baked into the compiled function, so every call draws the same "
-                "numbers and callers cannot control the randomness. Take a `key` argument and "
-                "split it (`key, subkey = jr.split(key)`) or derive per-step keys with "
-                "`jr.fold_in(key, step)`.",
-            )
-            return
-        if not self.opts.get("library", True) or fn is None or fn.kind != "function":
+        if fn is None or _shape_only(fn):
+            return  # module code is never traced; a dummy key for shape inference
+        self.report_traced(
+            node,
+            f"`{call_src}` builds a constant PRNG key inside traced code ({{trace}}): "
+            "the key is baked into the compiled function, so every call draws the same "
+            "numbers and callers cannot control the randomness. Take a `key` argument and "
+            "split it (`key, subkey = jr.split(key)`) or derive per-step keys with "
+            "`jr.fold_in(key, step)`.",
+        )
+        if not self.opts.get("library", True) or fn.kind != "function":
             return
         if fn.name and _SCRIPT_FN.search(fn.name):
             return  # an example/benchmark/demo entry point kept inside a library module
@@ -128,6 +137,7 @@ class KeyMadeInTracedCode(Rule):
             "takes no key argument: every call returns the same random numbers and callers "
             "cannot reseed it. Add a `key` parameter and thread it through (split it with "
             "`jr.split`) instead of hard-coding a seed.",
+            requires=("not", ("traced", fn.ref or "<module>", ["*"])),
         )
 
     def visit_IfExp(self, node: cst.IfExp) -> None:  # recorded in ctx.stack for _fallback
@@ -154,7 +164,7 @@ class KeyMadeInTracedCode(Rule):
             if test is None:
                 continue
             for n in iter_subtree(test, (cst.Name,)):
-                if n.value in params or K.KEY_PARAM_RE.match(n.value):
+                if n.value in params or K.KEY_PARAM.match(n.value):
                     return True
         return False
 
@@ -195,17 +205,15 @@ class KeyMadeInTracedCode(Rule):
 
     # ------------------------------------------------------------------ np.random / random
     def _host_rng(self, node: cst.Call, qn: str) -> None:
-        ctx = self.ctx
-        if not ctx.in_traced():
-            return
-        fn = ctx.scope.function
-        sites = _root_sites(fn)
-        if sites and all(s.qualname in _SHAPE_ONLY for s in sites):
-            return
+        fn = self.ctx.scope.function
+        if fn is None or qn in _HOST_STATE or _shape_only(fn) or self.ctx.values.is_quiet(node):
+            return  # state management, or code that only runs with concrete values
+        if self._fallback(fn):
+            return  # a default seed drawn when the caller gives none (`if seed is None: ...`)
         short = qn.replace("numpy.", "np.")
-        self.report(
+        self.report_traced(
             node,
-            f"`{short}` (host random state) inside traced code ({trace_reason(ctx.scope)}): it "
+            f"`{short}` (host random state) inside traced code ({{trace}}): it "
             "runs once, at trace time, so its value is frozen into the compiled function and "
             "every call sees the same number. Pass a JAX key in and use the matching "
             "`jax.random` function (e.g. `jr.normal(key, shape)`, `jr.randint(key, ...)`).",
