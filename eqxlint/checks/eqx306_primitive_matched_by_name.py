@@ -10,8 +10,8 @@ Reported forms, where `P` is a primitive expression (`<x>.primitive`, a name `pr
 - the same through a local variable (`name = eqn.primitive.name` ... `if name == "scan"`);
 - `match P.name:` with string `case` patterns.
 
-One finding per `if`/`elif` chain (at its first test that matches by name, listing the names of
-the whole chain), not one per branch.
+One finding per `if` statement (its `elif`/`else` branches and the statements nested in them
+included: at its first name test, listing the names of all), not one per branch.
 
 Left alone: `.name` read for printing, logging, sorting keys, f-strings, dict keys, or compared
 with another non-literal expression; test files (jaxpr-structure assertions in tests read
@@ -26,7 +26,6 @@ import libcst as cst
 
 from ..core.rule import Rule
 from ..project.paths import is_test_path
-from ..syntax.walker import iter_subtree
 
 _PRIM_NAMES = ("primitive", "prim")
 _PRIM_SUFFIXES = ("_primitive", "_prim", "_p")
@@ -83,7 +82,6 @@ class PrimitiveMatchedByName(Rule):
         self.skip = is_test_path(ctx.path) and not self.opts.get("include-tests")
         self._consts: Optional[dict] = None
         self._root: dict = {}  # id(If) -> id of the first If of its if/elif chain
-        self._tests: dict = {}  # id(If) -> ids of the nodes of its test
         self._chains: dict = {}  # id(first If) -> [(node, desc, vals, how)] found in its tests
 
     # -- what is a "name of a primitive" ---------------------------------------------------
@@ -165,16 +163,15 @@ class PrimitiveMatchedByName(Rule):
             self._report(first, desc, vals, how, chain=len(found) > 1)
 
     def _chain(self, node) -> Optional[int]:
-        """The chain (first If) whose test holds `node`, when it is in one."""
+        """The outermost `if` statement of the function that holds `node` (in a test or a
+        branch), when there is one."""
+        found = None
         for anc in reversed(self.ctx.stack[:-1]):
             if type(anc) is cst.If:
-                ids = self._tests.get(id(anc))
-                if ids is None:
-                    ids = self._tests[id(anc)] = {id(n) for n in iter_subtree(anc.test)}
-                return self._root.get(id(anc)) if id(node) in ids else None
-            if type(anc) in (cst.FunctionDef, cst.ClassDef, cst.Lambda):
-                return None
-        return None
+                found = anc
+            elif type(anc) in (cst.FunctionDef, cst.ClassDef, cst.Lambda):
+                break
+        return self._root.get(id(found)) if found is not None else None
 
     def _found(self, node, desc: str, vals: list, how: str) -> None:
         root = self._chain(node)
@@ -254,7 +251,7 @@ class PrimitiveMatchedByName(Rule):
     def _report(self, node, desc: str, vals: list, how: str, chain: bool = False) -> None:
         shown = ", ".join(repr(v) for v in vals[:3]) + (", ..." if len(vals) > 3 else "")
         if chain:
-            found = f"an `if`/`elif` chain tests {desc} against name strings ({shown})"
+            found = f"an `if` statement and its branches test {desc} against name strings ({shown})"
         elif how in ("startswith", "endswith"):
             found = f"{desc} tested with `.{how}({shown})`"
         elif how == "match":
