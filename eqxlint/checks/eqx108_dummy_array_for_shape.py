@@ -63,7 +63,7 @@ class DummyArrayForShape(Rule):
         for a in call.args:
             for sub in iter_local(a.value, (cst.Call, cst.Name)):
                 if isinstance(sub, cst.Call) and ctx.qualname(sub.func) in _DUMMIES:
-                    return ctx.code(sub)
+                    return _one_line(ctx, sub)
                 if isinstance(sub, cst.Name) and sub.value in dummies:
                     return sub.value
         return None
@@ -139,13 +139,14 @@ class DummyArrayForShape(Rule):
                 if any(not isinstance(p, cst.Arg) for p in uses.get(dummy, [])):
                     continue  # the "dummy" is used as data too
             reported.add(id(node))
+            eqx = ctx.alias_for("equinox") or "eqx"
+            also = f" (`{eqx}.filter_eval_shape` for Modules / mixed PyTrees)" if ctx.imports_module("equinox") else ""
             self.report(
                 node,
-                f"`{ctx.code(node.func)}` is run on a dummy array (`{dummy}`) only to read "
+                f"`{_one_line(ctx, node.func)}` is run on a dummy array (`{dummy}`) only to read "
                 f"{how} of its result: that allocates the input and executes the computation "
-                "for nothing. Use `jax.eval_shape(f, jax.ShapeDtypeStruct(shape, dtype))` "
-                "(or `eqx.filter_eval_shape` for Modules / mixed PyTrees), which computes "
-                "shapes and dtypes without running anything.",
+                "for nothing. Use `jax.eval_shape(f, jax.ShapeDtypeStruct(shape, dtype))`"
+                f"{also}, which computes shapes and dtypes without running anything.",
             )
 
     def _meta_use(self, parent, name: str) -> bool:
@@ -183,3 +184,8 @@ class DummyArrayForShape(Rule):
                     owner[id(a)] = c
         c = owner.get(id(arg))
         return [c] if c is not None else []
+
+
+def _one_line(ctx, node, limit: int = 50) -> str:
+    text = " ".join(ctx.code(node).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

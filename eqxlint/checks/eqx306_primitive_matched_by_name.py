@@ -88,20 +88,20 @@ class PrimitiveMatchedByName(Rule):
     def _name_expr(self, expr) -> Optional[str]:
         """Describe `expr` if it evaluates to a primitive's name string, else None."""
         if isinstance(expr, cst.Attribute) and expr.attr.value == "name" and _is_primitive_expr(expr.value):
-            return f"`{self.ctx.code(expr)}`"
+            return f"`{_one_line(self.ctx, expr)}`"
         if (
             isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name)
             and expr.func.value in ("str", "repr") and len(expr.args) == 1
             and expr.args[0].keyword is None and _is_primitive_expr(expr.args[0].value)
             and self.ctx.qualname(expr.func) == expr.func.value
         ):
-            return f"`{self.ctx.code(expr)}`"
+            return f"`{_one_line(self.ctx, expr)}`"
         if (
             isinstance(expr, cst.Attribute) and expr.attr.value == "primitive"
             and _is_eqn(expr.value)
         ):
             # `eqn.primitive == "scan"`: never true (a Primitive is not equal to its name).
-            return f"`{self.ctx.code(expr)}`"
+            return f"`{_one_line(self.ctx, expr)}`"
         if isinstance(expr, cst.Name):
             fn = self.ctx.scope.function
             if fn is not None:
@@ -189,7 +189,7 @@ class PrimitiveMatchedByName(Rule):
         vars_ = fn.info.setdefault("eqx306_vars", {})
         described = self._name_expr(node.value)
         if described is not None and not isinstance(node.value, cst.Name):
-            vars_[name] = self.ctx.code(node.value)
+            vars_[name] = _one_line(self.ctx, node.value)
         else:
             vars_.pop(name, None)
 
@@ -266,3 +266,8 @@ class PrimitiveMatchedByName(Rule):
             "`eqn.primitive is my_p`, or `eqn.primitive in MY_PRIMITIVES` with a set of primitive "
             "objects (for JAX's own primitives, import them, e.g. from `jax.extend.core.primitives`).",
         )
+
+
+def _one_line(ctx, node, limit: int = 50) -> str:
+    text = " ".join(ctx.code(node).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
