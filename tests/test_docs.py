@@ -86,3 +86,14 @@ def test_readme_shows_what_the_first_command_prints(run_cli):
 def test_mkdocs_site_url_is_the_links_base():
     config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     assert f"\nsite_url: {catalogue.DOCS_URL}/\n" in config
+
+
+def test_gendocs_refuses_what_is_not_the_repository(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        gendocs.main(["--help"])
+    assert e.value.code == 0
+    with pytest.raises(SystemExit) as e:
+        gendocs.main([str(tmp_path)])
+    assert e.value.code == 2
+    assert list(tmp_path.iterdir()) == []  # nothing written, no `--help/docs/...`

@@ -134,7 +134,16 @@ def generated(root: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    root = Path(argv[0]) if argv else Path.cwd()
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m eqxlint.app.gendocs",
+                                     description="Regenerate the rule pages, docs/rules.md, docs/index.md "
+                                                 "and README.md's rule table from rules/EQX*.md.")
+    parser.add_argument("root", nargs="?", type=Path, default=Path.cwd(),
+                        help="the repository (default: the current folder)")
+    root = parser.parse_args(argv).root
+    if not (root / "README.md").is_file() or not (root / "docs").is_dir():
+        parser.error(f"{root} is not the eqxlint repository (no README.md and docs/)")
     (root / "docs" / "rules").mkdir(parents=True, exist_ok=True)
     files = generated(root)
     for old in (root / "docs" / "rules").glob("EQX*.md"):
