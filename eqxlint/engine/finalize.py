@@ -159,11 +159,12 @@ def explain(d: Diagnostic, index) -> None:
     if TRACE_MARK not in d.message:
         return
     fn = None
+    reverse = False
     for c in conditions(d.requires):
         if c[0] in ("traced", "reverse"):
-            fn = c[1]
+            fn, reverse = c[1], c[0] == "reverse"
             break
-    steps = index.graph.chain(fn) if fn is not None else []
+    steps = index.graph.chain(fn, reverse=reverse) if fn is not None else []
     d.message = d.message.replace(TRACE_MARK, short_chain(steps))
     if len(steps) > 1 or steps and steps[0]["path"] != d.filename:
         d.trace = steps

@@ -27,7 +27,7 @@ MAX_RETURN_DEPTH = 4
 
 
 class Ctx:
-    __slots__ = ("params", "staged", "reverse", "why", "classes", "rules")
+    __slots__ = ("params", "staged", "reverse", "why", "rwhy", "classes", "rules")
 
     def __init__(self):
         self.params: set = set()
@@ -36,6 +36,7 @@ class Ctx:
         self.staged = False
         self.reverse = False
         self.why = None  # (caller ref or None, edge, path) of the first step that reached it
+        self.rwhy = None  # the same for the first step that brought reverse-mode AD
 
 
 class Fn:
@@ -96,7 +97,13 @@ class CallGraph:
                 for r in self.bindings.get((owner, param), ()):
                     out.extend(x for x in self.resolve(r, False, _seen | {ref}) if x not in out)
             c = self.ctx.get(owner)
-            for cls in (c.classes.get(param, ()) if c is not None else ()):
+            classes = set(c.classes.get(param, ())) if c is not None else set()
+            # What any caller passes, traced or not (`loss(model, x)` in an eager training loop
+            # tells what the differentiated `loss` receives).
+            for cls in self.param_classes(owner, param):
+                if not cls.startswith("%"):
+                    classes |= self._classes(cls, None)
+            for cls in sorted(classes):
                 found = self._method(cls, meth or "__call__") + self._overrides(cls, meth or "__call__")
                 out.extend(x for x in found if x not in out)
             return out
@@ -181,6 +188,7 @@ class CallGraph:
             c.staged = changed = True
         if reverse and not c.reverse:
             c.reverse = changed = True
+            c.rwhy = why
         if not rules <= c.rules:
             c.rules |= rules
             changed = True
@@ -253,6 +261,8 @@ class CallGraph:
         via = e[VIA]
         staged = (c.staged if c is not None else False) or any(T.staged(v) for v in via)
         reverse = (c.reverse if c is not None else False) or any(T.reverse(v) for v in via)
+        if reverse and any(v.get("t") in S.IMPLICIT_DIFF for v in via):
+            reverse = False  # `lax.custom_root`/`custom_linear_solve` differentiate implicitly
         why = (f.ref, e, f.path)
         for target in targets:
             tf = self.fns[target]
@@ -285,7 +295,8 @@ class CallGraph:
                         found = self._classes(cls, f)
                         if found:
                             classes.setdefault(name, set()).update(found)
-            rules = frozenset(c.rules) if c is not None and kind == "call" else frozenset()
+            # Code run by a rule runs in it: called, traced (`lax.cond`, `jax.vjp`) or handed on.
+            rules = frozenset(c.rules) if c is not None and kind in ("call", "wrap", "arg") else frozenset()
             self._reach(target, params, staged, reverse, why, classes, rules)
 
     def _classes(self, cls: str, caller: Fn, _depth: int = 0) -> set:
@@ -451,9 +462,10 @@ class CallGraph:
         return c is not None and c.reverse
 
     # ------------------------------------------------------------------ explanations
-    def chain(self, ref: str, limit: int = 6) -> list:
+    def chain(self, ref: str, limit: int = 6, reverse: bool = False) -> list:
         """The steps that reached `ref`, innermost first: dicts with `function`, `path`, `row`,
-        `how` ("called by", "jitted by `jax.jit`", ...) and `by` (the caller)."""
+        `how` ("called by", "jitted by `jax.jit`", ...) and `by` (the caller). `reverse`: the
+        steps that brought reverse-mode AD to it, where they differ."""
         out = []
         seen = set()
         cur = ref
@@ -462,7 +474,7 @@ class CallGraph:
             c = self.ctx.get(cur)
             if c is None or c.why is None:
                 break
-            caller, e, path = c.why
+            caller, e, path = c.rwhy if reverse and c.rwhy is not None else c.why
             kind = e[KIND]
             caller_fn = self.fns.get(caller)
             step = {"function": _short_ref(cur), "path": path, "row": e[ROW],

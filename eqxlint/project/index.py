@@ -134,6 +134,8 @@ class ProjectIndex:
         - ("reverse", fn): reverse-mode AD runs through the function;
         - ("rule", fn[, kinds]): the function runs inside a custom differentiation/batching rule
           (of one of `kinds`, e.g. ["jvp", "transpose"]);
+        - ("custom", fn): the project function is given to `jax.custom_jvp`/`custom_vjp` (or
+          an Equinox `filter_custom_*`): calling it runs its custom rules under AD;
         - ("consumes", callee, key): the project function draws from the key it receives at
           `key` (position or name), directly or through the functions it passes it to, or it
           is not the project's (assumed to consume it); a project class without an `__init__`
@@ -169,6 +171,9 @@ class ProjectIndex:
             return bool(kinds & set(c[2])) if len(c) > 2 and c[2] else bool(kinds)
         if kind == "consumes":
             return self.consumes(c[1], c[2])
+        if kind == "custom":
+            g = self.graph
+            return any(g.fns[t].custom for t in g.resolve(c[1]))
         if kind == "param_module":
             params = [c[2]] if isinstance(c[2], str) else c[2]
             return self.graph.passes_module(c[1], params)

@@ -176,6 +176,12 @@ TANGENT_SOLVE_ARGS = {
     "jax.lax.custom_linear_solve": ("transpose", 3, "transpose_solve"),
 }
 
+# Transforms that differentiate the functions they are given implicitly (through the optimality
+# condition, not through the iterations): reverse-mode AD does not run through those functions.
+IMPLICIT_DIFF = frozenset({"jax.lax.custom_root", "jax.lax.custom_linear_solve"})
+# Rematerialisation: a checkpointed function stores no residuals for reverse mode (EQX205).
+CHECKPOINTS = frozenset({"jax.checkpoint", "equinox.filter_checkpoint"})
+
 # Routines expensive to trace and compile (EQX113): linear algebra, FFTs, solvers, loops, convolutions.
 HEAVY_PREFIXES = (
     "jax.numpy.linalg.", "jax.scipy.linalg.", "jax.lax.linalg.", "jax.numpy.fft.",

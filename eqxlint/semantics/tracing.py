@@ -105,6 +105,13 @@ def wrap_spec(qn: str, call: Optional[cst.Call], extra_pos: Optional[list] = Non
     return spec
 
 
+def custom_spec(qn: str, call: Optional[cst.Call]) -> dict:
+    """The spec of a custom-derivative decorator (`jax.custom_jvp`, `eqx.filter_custom_vjp`, ...)
+    applied by `call` (the call itself, its `functools.partial`, or None for a bare decorator):
+    `{"t": qualname, "nd": nondiff_argnums}` (a list, or None when not literal)."""
+    return {"t": qn, "nd": _int_list(_kw(call, "nondiff_argnums"))}
+
+
 def kind(spec_or_qn) -> Optional[str]:
     qn = spec_or_qn["t"] if isinstance(spec_or_qn, dict) else spec_or_qn
     return S.TRANSFORM_KIND.get(qn)
@@ -129,7 +136,8 @@ def traced_params(spec: dict, params: list, skip: int = 0, skip_kw: frozenset = 
     if k in (None, "ad", "pass"):
         return set()
     positional = [p for p in params if not p.get("kw") and not p.get("st")]
-    keyword_only = [p for p in params if p.get("kw")]
+    # `partial(f, **kwargs)` (skip_kw holds "**") may bind any keyword-only parameter.
+    keyword_only = [p for p in params if p.get("kw")] if "**" not in skip_kw else []
     positional = positional[skip:]
     out: set = set()
     if k == "jit":

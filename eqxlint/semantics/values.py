@@ -40,9 +40,9 @@ ARR, RAW, BOX, STATIC, KEY, INST, CLS, FN, Q, UNK = (
 
 
 class Val:
-    __slots__ = ("kind", "cond", "ref", "via", "skip", "bound", "items", "raw", "src", "virtual")
+    __slots__ = ("kind", "cond", "ref", "via", "skip", "bound", "items", "raw", "src", "virtual", "lit")
 
-    def __init__(self, kind, cond=C.FALSE, ref=None, via=(), skip=0, bound=(), items=None, raw=None, src=None, virtual=False):
+    def __init__(self, kind, cond=C.FALSE, ref=None, via=(), skip=0, bound=(), items=None, raw=None, src=None, virtual=False, lit=None):
         self.kind = kind
         self.cond = cond
         self.ref = ref
@@ -53,6 +53,7 @@ class Val:
         self.raw = raw  # Q: the name as imported (before canonicalisation)
         self.src = src  # the parameter this value is, when it is one
         self.virtual = virtual  # FN: a method looked up on `self` (subclass overrides apply)
+        self.lit = lit  # STATIC: the constant it is known to be (a bool, or an int), else None
 
     def __repr__(self):  # pragma: no cover
         return f"Val({self.kind}, {sorted(map(str, self.cond))}, {self.ref})"
@@ -64,6 +65,9 @@ class Val:
 
 _STATIC = Val(STATIC)
 _UNK = Val(UNK)
+_TRUE = Val(STATIC, lit=True)
+_FALSE = Val(STATIC, lit=False)
+_INTS: dict = {}
 _NONE = Val(STATIC)
 
 # Attributes of arrays that are static metadata.
@@ -155,7 +159,7 @@ def join_val(a: Val, b: Val) -> Val:
     if a is b:
         return a
     if a.kind == b.kind and a.ref == b.ref:
-        if a.cond == b.cond and a.items is b.items and a.via == b.via and a.src == b.src:
+        if a.cond == b.cond and a.items is b.items and a.via == b.via and a.src == b.src and _same_lit(a.lit, b.lit):
             return a
         return Val(a.kind, C.join(a.cond, b.cond), a.ref, a.via, a.skip, a.bound, None, a.raw,
                    a.src if a.src == b.src else None, a.virtual)
@@ -218,9 +222,13 @@ class FileValues(Domain):
         self._quiet = 0
         self._sum: Optional[Summary] = None
         self._scope = None
-        self._outer: dict = {}
+        self._outer: list = []  # [(bindings of an enclosing function, depth)], nearest first
         self._flat: dict = {}
+        self._closure_cache: dict = {}
         self._flats: dict = {}  # id(scope) -> flow-insensitive env (for closures)
+        self._captures: dict = {}  # id(scope) -> {name: (Val as its owner binds it, depth)}
+        self._cap_param: dict = {}  # captured parameter Val (as seen in the closure) -> (id(scope), name)
+        self._cap_uses: dict = {}  # (id(scope), name) -> {"array", "call"}: how the closure uses it
         self.key_calls: dict = {}  # id(call) -> ((Arg, how), ...) for the keys a call is given
         self._edge_keys: dict = {}  # id(call) -> (callee ref, [key of each argument])
         self._key_params: frozenset = frozenset()  # the current function's key parameters
@@ -231,7 +239,8 @@ class FileValues(Domain):
     def run(self) -> None:
         ctx = self.ctx
         ms = ctx.module_scope
-        self._enter(ms, {}, {})
+        self._enter(ms, [], {})
+        self._closure_cache = {}
         state: dict = {}
         try:
             self.engine.block(ctx.module.body, state)
@@ -260,18 +269,17 @@ class FileValues(Domain):
         self._key_params, self._key_names = K.key_names(self.ctx, scope, EXTERNAL)
 
     def _function(self, scope) -> None:
-        parent = scope.parent
-        while parent is not None and parent.kind == "class":
-            parent = parent.parent
-        pflat = self._flats.get(id(parent), {}) if parent is not None else {}
-        if parent is None or parent.kind == "module":
-            outer = self.module_env
-        else:
-            outer = {k: Val(v.kind, _shift(v.cond), v.ref, v.via, v.skip, v.bound, v.items, v.raw, None, v.virtual) for k, v in pflat.items()}
-            for k, v in self._flats.get(id(_outer_of(parent)), {}).items():
-                outer.setdefault(k, v)
+        # The enclosing functions' bindings, nearest first (closures), then the module's.
+        chain = []
+        depth = 0
+        p = _outer_of(scope)
+        while p is not None and p.kind != "module":
+            depth += 1
+            chain.append((self._flats.get(id(p), {}), depth))
+            p = _outer_of(p)
         flat: dict = {}
-        self._enter(scope, outer, flat)
+        self._enter(scope, chain, flat)
+        self._closure_cache = {}
         state: dict = {}
         summ = self._sum
         node = scope.node
@@ -286,7 +294,7 @@ class FileValues(Domain):
         for fact in summ.params:
             if fact["n"] in summ.uses_array:
                 fact["a"] = True
-        self._flats[id(scope)] = {**outer, **flat} if parent is not None and parent.kind != "module" else flat
+        self._flats[id(scope)] = flat
 
     def _params(self, scope, state: dict) -> list:
         ctx = self.ctx
@@ -402,6 +410,51 @@ class FileValues(Domain):
         """The expression holds a PRNG key (or an array of keys)."""
         return self.vals.get(id(expr), _UNK).kind == KEY
 
+    def captures(self, scope) -> dict:
+        """The closure of a nested function or lambda: what it (or a function nested in it)
+        reads from the functions around it. name -> (Val, owner, uses): the value as the owner
+        function binds it, so its condition is in the owner's terms (`report_traced(...,
+        scope=owner)`); the nearest binding wins. `uses`, for a closed-over parameter: how the
+        closure uses it ("array": array attributes, `@`, given to `jnp`/`lax`; "call": called)."""
+        out: dict = {}
+        todo = [(scope, 0)]
+        while todo:
+            s, rel = todo.pop()
+            for name, (w, depth) in self._captures.get(id(s), {}).items():
+                if depth > rel:
+                    owner = s
+                    for _ in range(depth):
+                        owner = _outer_of(owner)
+                    if owner is None:
+                        continue
+                    uses = self._cap_uses.get((id(s), name), set())
+                    if name in out:
+                        if out[name][1] is owner:
+                            out[name][2].update(uses)
+                        continue
+                    out[name] = (w, owner, set(uses))
+            for child in s.children:
+                if child.kind == "class":
+                    todo.extend((c, rel + 1) for c in child.children if c.kind in ("function", "lambda"))
+                elif child.kind in ("function", "lambda"):
+                    todo.append((child, rel + 1))
+        return out
+
+    def custom_functions(self) -> list:
+        """The functions this file gives to `jax.custom_jvp`/`custom_vjp`/`eqx.filter_custom_*`
+        (decorator, call or `functools.partial` form): (ref, spec, node), `spec` being
+        `{"t": qualname, "nd": nondiff_argnums}` (see `tracing.custom_spec`) and `node` the
+        decorator or call."""
+        return [(e.to, e.via[0] if e.via else {}, e.node)
+                for s in self.summaries.values() for e in s.edges if e.kind == "custom"]
+
+    def registered_rules(self) -> dict:
+        """ref -> kind ("jvp", "vjp", "vjp_fwd", "transpose", "batching", ...) of the functions
+        this file registers as custom differentiation, batching or lowering rules. Whether a
+        function *runs inside* a rule (called from one, in any module) is the project's
+        `("rule", ref, kinds)` condition."""
+        return {e.to: e.label for s in self.summaries.values() for e in s.edges if e.kind == "rule"}
+
     # ------------------------------------------------------------------ the domain
     def copy(self, state):
         return dict(state)
@@ -448,7 +501,7 @@ class FileValues(Domain):
             self.vals[id(target)] = v
         elif tp is cst.Tuple or tp is cst.List:
             els = target.elements
-            items = v.items
+            items = v.items if v.kind == BOX else None  # (a Q's items hold its call node)
             if items is None and isinstance(value, (cst.Tuple, cst.List)) and len(value.elements) == len(els):
                 items = tuple(self.of(e.value) for e in value.elements)
             star = any(isinstance(e, cst.StarredElement) for e in els)
@@ -549,12 +602,34 @@ class FileValues(Domain):
             return
         if isinstance(stmt, cst.ClassDef):
             v = Val(CLS, ref=scope.ref)
+            self._methods(stmt, state)
         else:
             v = Val(FN, ref=scope.ref)
         for dec in reversed(stmt.decorators):
             d = self.expr_val(dec.decorator, state)
             v = self._apply(d, [v], [None], dec, state, decorator=True)
         self._set(stmt.name.value, v, state)
+
+    def _methods(self, cls, state) -> None:
+        """The decorators of a class body's methods that trace or differentiate them
+        (`@jax.jit`, `@eqx.filter_jit`, `@jax.custom_jvp`, `@partial(jax.jit, ...)`, rule
+        registrations): their edges, as for functions. (Other decorators -- `property`,
+        `staticmethod`, a project's own -- are left alone: the body of a class is not a flow.)"""
+        body = cls.body.body if type(cls.body) is cst.IndentedBlock else ()
+        for st in body:
+            if type(st) is cst.ClassDef:
+                self._methods(st, state)
+                continue
+            if type(st) is not cst.FunctionDef or not st.decorators:
+                continue
+            scope = self.ctx.scope_of.get(id(st))
+            if scope is None:
+                continue
+            v = Val(FN, ref=scope.ref)
+            for dec in reversed(st.decorators):
+                d = self.expr_val(dec.decorator, state)
+                if _called_attribute(dec) in S.CUSTOM_RULE_METHODS or (d.kind == Q and d.ref in _METHOD_DECORATORS):
+                    v = self._apply(d, [v], [None], dec, state, decorator=True)
 
     def other(self, small, state) -> None:
         if isinstance(small, (cst.Global, cst.Nonlocal)):
@@ -570,10 +645,27 @@ class FileValues(Domain):
         return v
 
     def _lookup(self, name: str) -> Optional[Val]:
-        v = self._outer.get(name)
-        if v is not None:
-            return v
-        return None
+        """A name bound outside the function: in an enclosing function (its condition seen from
+        here, see `_shift`) or at module level."""
+        cache = self._closure_cache
+        if name in cache:
+            return cache[name]
+        v = None
+        for flat, depth in self._outer:
+            w = flat.get(name)
+            if w is not None:
+                c = w.cond
+                for _ in range(depth):
+                    c = _shift(c)
+                v = w if c is w.cond else Val(w.kind, c, w.ref, w.via, w.skip, w.bound, w.items, w.raw, None, w.virtual, w.lit)
+                self._captures.setdefault(id(self._scope), {})[name] = (w, depth)
+                if w.src is not None and v is not w:
+                    self._cap_param[v] = (id(self._scope), name)
+                break
+        if v is None:
+            v = self.module_env.get(name)
+        cache[name] = v
+        return v
 
     def _name(self, e: cst.Name, state: dict) -> Val:
         name = e.value
@@ -585,7 +677,7 @@ class FileValues(Domain):
             return v
         ctx = self.ctx
         if name in ("True", "False", "None"):
-            return _STATIC
+            return _TRUE if name == "True" else _FALSE if name == "False" else _STATIC
         for d in self._scope_defs(name):
             if d.kind == "class":
                 return Val(CLS, ref=d.ref)
@@ -604,6 +696,8 @@ class FileValues(Domain):
         tp = type(e)
         if tp is cst.Name:
             return self._name(e, state)
+        if tp is cst.Integer:
+            return _int_val(e)
         if tp in _LITERALS:
             return _STATIC
         if tp is cst.Attribute:
@@ -620,9 +714,11 @@ class FileValues(Domain):
                 self._array_use(b)
             if isinstance(e.operator, cst.Modulo) and isinstance(e.left, (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)):
                 return _STATIC
-            return _binop(a, b)
+            return _binop(a, b, e.operator)
         if tp is cst.UnaryOperation:
             v = self.expr_val(e.expression, state)
+            if type(v.lit) is int and type(e.operator) is cst.Minus:
+                return _int_of(-v.lit)
             if isinstance(e.operator, cst.Not):
                 return Val(ARR, v.cond) if v.kind in (ARR, KEY) and v.cond else _STATIC
             return v if v.kind in (ARR, RAW, STATIC) else Val(RAW, v.cond)
@@ -672,6 +768,13 @@ class FileValues(Domain):
     def _array_use(self, v: Val) -> None:
         if v.src is not None:
             self._sum.uses_array.add(v.src)
+        elif self._cap_param:
+            self._cap_use(v, "array")
+
+    def _cap_use(self, v: Val, how: str) -> None:
+        key = self._cap_param.get(v)
+        if key is not None:
+            self._cap_uses.setdefault(key, set()).add(how)
 
     def _attribute(self, e: cst.Attribute, state: dict) -> Val:
         base = self.expr_val(e.value, state)
@@ -923,6 +1026,8 @@ class FileValues(Domain):
                        C.join(base.cond, *(a.cond for a in args if a.kind in (ARR, RAW))))
         # Unknown callee: a function handed to it may be called (reached, arguments unknown).
         self._hand_over(args, argnodes, node, _label(self.ctx, node))
+        if k == RAW and f.src is None and self._cap_param:
+            self._cap_use(f, "call")  # a closed-over parameter called: a function
         if k == RAW and f.src is not None:
             # calling a parameter: a function (or a Module) the callers pass
             ref = f"%{self._sum.ref}:{f.src}"
@@ -1030,8 +1135,13 @@ class FileValues(Domain):
                     elif an is None or not an.star:
                         bound.append((fn.skip + i, a.cond))
                         i += 1
+                    elif an.star == "**":
+                        bound.append(("**", a.cond))  # keywords bound, which ones unknown
                 # partial(jax.jit, static_argnums=...) used as a decorator factory
                 return Val(FN, fn.cond, fn.ref, fn.via, fn.skip + npos, tuple(bound), raw=fn.raw, virtual=fn.virtual)
+            if fn.kind == Q and (fn.ref in S.CUSTOM_JVP or fn.ref in S.CUSTOM_VJP):
+                # partial(jax.custom_jvp, nondiff_argnums=...): a custom-derivative decorator
+                return Val(Q, ref=fn.ref, raw=fn.raw, items=(node,))
             if fn.kind == Q and fn.ref in kinds:
                 # partial(jax.jit, ...): a transform waiting for its function
                 return Val(Q, ref=fn.ref, raw=fn.raw, items=(node,))
@@ -1060,12 +1170,17 @@ class FileValues(Domain):
             self._hand_over(args, nodes, node, T.short(qn), kind="host")
             return Val(ARR, C.join(C.STAGED_ONLY, *(a.cond for a in args[1:] if a.kind != FN)))
         if qn in S.CUSTOM_JVP or qn in S.CUSTOM_VJP:
+            spec_call = f.items[0] if f.items else node if type(node) is cst.Call else None
+            spec = T.custom_spec(qn, spec_call if type(spec_call) is cst.Call else None)
             for a in args:
                 a = _fn_value(a) or a
                 if a.kind == FN:
-                    self._sum.edges.append(Edge(a.ref, "custom", node, label=T.short(qn)))
-                    return Val(FN, a.cond, a.ref, a.via + ({"t": qn},), a.skip, a.bound)
-            return Val(Q, ref=qn, raw=f.raw)  # custom_jvp(nondiff_argnums=...) as a factory
+                    self._sum.edges.append(Edge(a.ref, "custom", node, label=T.short(qn), via=(spec,)))
+                    return Val(FN, a.cond, a.ref, a.via + (spec,), a.skip, a.bound)
+            if type(node) is cst.Call and not positional and not any(
+                    an is not None and an.keyword is not None and an.keyword.value == "fun" for an in nodes):
+                return Val(Q, ref=qn, raw=f.raw, items=(node,))  # custom_jvp(nondiff_argnums=...)
+            return _UNK
         if qn in S.TREE_MAPS and positional and _fn_value(positional[0][0]) is not None:
             fn = _fn_value(positional[0][0])
             rest = tuple((fn.skip + i, a.cond) for i, (a, _) in enumerate(positional[1:]))
@@ -1075,6 +1190,9 @@ class FileValues(Domain):
             return self._random(qn, args, nodes, node)
         if qn.startswith(ARRAY_NAMESPACES) or qn.startswith("jax.debug.") or qn == "jax.device_put":
             self._hand_over(args, nodes, node, T.short(qn))
+            if self._cap_param:
+                for a in args:
+                    self._cap_use(a, "array")  # a closed-over parameter given to jnp/lax
             last = qn.rsplit(".", 1)[-1]
             if qn in STATIC_FUNCS or last.startswith("_") or last in STATIC_LAST:
                 return _STATIC
@@ -1190,6 +1308,9 @@ class FileValues(Domain):
         return Val(ARR, c)
 
 
+# Decorators of methods that the value analysis follows (see `FileValues._methods`).
+_METHOD_DECORATORS = frozenset(S.TRANSFORM_KIND) | S.CUSTOM_JVP | S.CUSTOM_VJP | frozenset(S.EQXI_RULE_DECORATORS)
+
 _LITERALS = frozenset({cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString, cst.ConcatenatedString, cst.Ellipsis})
 _COMPREHENSIONS = frozenset({cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp})
 
@@ -1232,9 +1353,11 @@ def _outer_of(scope):
     return p
 
 
-def _binop(a: Val, b: Val) -> Val:
+def _binop(a: Val, b: Val, op=None) -> Val:
     ka, kb = a.kind, b.kind
     if ka == STATIC and kb == STATIC:
+        if op is not None and type(a.lit) is int and type(b.lit) is int:
+            return _arith(a.lit, b.lit, op)
         return _STATIC
     c = C.join(a.cond, b.cond)
     if ka == ARR or kb == ARR:
@@ -1246,6 +1369,48 @@ def _binop(a: Val, b: Val) -> Val:
     if ka == UNK or kb == UNK:
         return _UNK
     return Val(RAW, c) if c else _UNK
+
+
+def _same_lit(a, b) -> bool:
+    return a is b or (type(a) is type(b) and a == b)
+
+
+def _int_of(n: int) -> Val:
+    if not -(2**63) <= n < 2**63:
+        return _STATIC
+    v = _INTS.get(n)
+    if v is None:
+        v = Val(STATIC, lit=n)
+        if len(_INTS) < 512:
+            _INTS[n] = v
+    return v
+
+
+def _int_val(e) -> Val:
+    try:
+        return _int_of(int(e.evaluated_value))
+    except (ValueError, TypeError):
+        return _STATIC
+
+
+def _arith(a: int, b: int, op) -> Val:
+    """Integer arithmetic on two known constants (`4 * 16`, `N - 1`); else a plain static value."""
+    t = type(op)
+    if t is cst.Add:
+        return _int_of(a + b)
+    if t is cst.Subtract:
+        return _int_of(a - b)
+    if t is cst.Multiply:
+        return _int_of(a * b)
+    if t is cst.FloorDivide and b:
+        return _int_of(a // b)
+    if t is cst.Modulo and b:
+        return _int_of(a % b)
+    if t is cst.Power and 0 <= b < 64 and abs(a) < 2**16:
+        return _int_of(a**b)
+    if t is cst.LeftShift and 0 <= b < 64:
+        return _int_of(a << b)
+    return _STATIC
 
 
 def _element(v: Val) -> Val:
