@@ -1,4 +1,8 @@
-"""EQX104 closure-over-array: a closure over local JAX arrays passed to a solver or operator."""
+"""EQX104 closure-over-array: a closure over local arrays or parameters passed where the callee
+does not closure-convert it: a function argument of a custom JVP/VJP function, the vector field
+of a `diffrax.diffeqsolve` with `BacksolveAdjoint`, a lineax operator built with
+`closure_convert=False`. (lineax operators by default, optimistix solvers and
+`lax.custom_root`/`custom_linear_solve` convert closures themselves: silent there.)"""
 
 from __future__ import annotations
 
@@ -7,44 +11,16 @@ from typing import Optional
 import libcst as cst
 
 from ..core.rule import Rule
-from ._helpers import short
-from ._modules import (
-    bound_in, free_names, is_array_annotation, is_scalar_annotation, iter_local, iter_with_parents,
-)
+from ..semantics import cond as C
+from ..semantics import names as S
+from ..semantics.values import ARR, FN, Q, RAW
+from ._helpers import keyword, positional, short
 
-# package -> {callable name: ((position, keyword), ...)} of function arguments.
-_F = ((0, "fn"),)
-CONSUMERS = {
-    "lineax": {"JacobianLinearOperator": _F, "FunctionLinearOperator": _F},
-    "optimistix": {"root_find": _F, "minimise": _F, "least_squares": _F, "fixed_point": _F},
-    "diffrax": {"ODETerm": ((0, "vector_field"),)},
-    "jax": {
-        "custom_root": ((0, "f"), (2, "solve"), (3, "tangent_solve")),
-        "custom_linear_solve": ((0, "matvec"), (2, "solve"), (3, "transpose_solve")),
-    },
-}
-_ARRAY_CALL_PREFIXES = ("jax.numpy.", "jax.random.", "jax.lax.", "jax.nn.", "jax.scipy.")
-_PARAM_NAMES = frozenset({"params", "theta", "weights", "model", "parameters"})
-_CONVERT = frozenset({"equinox.filter_closure_convert", "jax.closure_convert"})
-
-
-def consumer(qn: Optional[str]):
-    if not qn:
-        return None
-    top, _, rest = qn.partition(".")
-    table = CONSUMERS.get(top)
-    if table is None:
-        return None
-    last = qn.rsplit(".", 1)[-1]
-    if top == "jax" and not qn.startswith("jax.lax."):
-        return None
-    return table.get(last)
-
-
-def _display(qn: str) -> str:
-    if qn.startswith("jax."):
-        return short(qn)
-    return qn.split(".", 1)[0] + "." + qn.rsplit(".", 1)[-1]
+LINEAX_OPERATORS = frozenset({"lineax.FunctionLinearOperator", "lineax.JacobianLinearOperator"})
+DIFFEQSOLVE = "diffrax.diffeqsolve"
+BACKSOLVE = "BacksolveAdjoint"
+# Libraries whose functions are never custom-derivative functions of the project.
+_LIBRARIES = ("jax.", "equinox.", "numpy.", "lineax.", "optimistix.", "diffrax.", "optax.", "flax.")
 
 
 class ClosureOverArray(Rule):
@@ -52,141 +28,146 @@ class ClosureOverArray(Rule):
 
     def visit_Call(self, node: cst.Call) -> None:
         ctx = self.ctx
+        if ctx.scope.function is None:
+            return  # module level: closures there capture globals, not per-call values
+        func = ctx.values.of(node.func)
+        if func.kind == FN and any(s.get("t") in S.CUSTOM_JVP | S.CUSTOM_VJP for s in func.via):
+            kind = next(s["t"] for s in func.via if s.get("t") in S.CUSTOM_JVP | S.CUSTOM_VJP)
+            for a in node.args:
+                self._check(a.value, ("custom", f"`{ctx.code(node.func)}` (a `{short(kind)}` function)"), None)
+            return
+        if func.kind == Q and func.raw and "." in func.raw and not (func.ref or func.raw).startswith(_LIBRARIES):
+            # A project function of another module: the project decides whether it is custom.
+            for a in node.args:
+                self._check(a.value, ("custom", f"`{ctx.code(node.func)}` (a custom JVP/VJP function)"),
+                            ("custom", func.raw))
+            return
         qn = ctx.qualname(node.func)
-        spec = consumer(qn)
-        if spec is None:
-            return
-        scope = ctx.scope
-        if scope.function is None:
-            return  # module level: closes over globals, not locals
-        for arg in ctx.function_args(node, spec):
-            self._check_arg(node, qn, arg, scope)
-
-    def _check_arg(self, call, qn: str, arg, scope) -> None:
-        ctx = self.ctx
-        if isinstance(arg, cst.Call) and ctx.qualname(arg.func) in _CONVERT:
-            return
-        targets = []
-        if isinstance(arg, cst.Lambda):
-            s = ctx.scope_of.get(id(arg))
-            if s is not None:
-                targets.append(s)
-        elif isinstance(arg, cst.Name):
-            if self._converted(scope.function, arg.value):
+        if qn in LINEAX_OPERATORS:
+            conv = keyword(node, "closure_convert")
+            if conv is None or ctx.values.of(conv.value).lit is not False:
+                return  # lineax closure-converts by default
+            pos = positional(node)
+            fn = pos[0].value if pos else (keyword(node, "fn").value if keyword(node, "fn") else None)
+            if fn is not None:
+                self._check(fn, ("lineax", f"`lx.{qn.rsplit('.', 1)[-1]}`"), None)
+        elif qn == DIFFEQSOLVE:
+            adjoint = keyword(node, "adjoint")
+            if adjoint is None:
                 return
-            targets = [
-                d for d in ctx.resolve_functions(arg, scope)
-                if d.parent is not None and d.parent.kind in ("function", "lambda")
-            ]
-            fn = scope.function
-            if not targets and fn is not None:
-                for node in iter_local(fn.node.body, (cst.Assign,)):
-                    if isinstance(node.value, cst.Lambda) and any(
-                        isinstance(t.target, cst.Name) and t.target.value == arg.value for t in node.targets
-                    ):
-                        s = ctx.scope_of.get(id(node.value))
-                        if s is not None:
-                            targets = [s]
-        for target in targets:
-            captured = self._captured_arrays(target)
-            if not captured:
-                continue
-            what = "lambda" if target.kind == "lambda" else f"`{target.name}`"
-            names = ", ".join(f"`{n}` ({why})" for n, why in captured[:3])
-            eqx = ctx.alias_for("equinox") or "eqx"
-            self.report(
-                arg,
-                f"The {what} passed to `{_display(qn)}` closes over {names}: closed-over arrays are "
-                "invisible to the solver's PyTree handling, so under jit/AD they leak as tracers "
-                "or are silently treated as constants (no gradient). Convert it first: "
-                f"`fn = {eqx}.filter_closure_convert(fn, *example_args)`, or pass the values "
-                "through `args`.",
+            av = ctx.values.of(adjoint.value)
+            if not (av.ref or "").startswith("diffrax.") or not (av.ref or "").endswith(BACKSOLVE):
+                return
+            pos = positional(node)
+            terms = pos[0].value if pos else (keyword(node, "terms").value if keyword(node, "terms") else None)
+            for fn in self._vector_fields(terms):
+                self._check(fn, ("backsolve", "`diffrax.diffeqsolve` with `BacksolveAdjoint`"), None)
+
+    # ------------------------------------------------------------------ the closure
+    def _check(self, expr, what: tuple, requires: Optional[tuple]) -> None:
+        ctx = self.ctx
+        v = ctx.values.of(expr)
+        if v.kind != FN or v.via or not v.ref:
+            return  # not a plain function (closure-converted, transformed, unknown)
+        scope = ctx.refs.get(v.ref)
+        if scope is None or scope.kind not in ("function", "lambda"):
+            return
+        captured = self._captured_arrays(scope)
+        if not captured:
+            return
+        names = ", ".join(f"`{n}` ({why})" for n, why, _ in captured[:3])
+        fn_text = "lambda" if scope.kind == "lambda" else f"`{scope.name}`"
+        eqx = ctx.alias_for("equinox") if ctx.imports_module("equinox") else None
+        convert = (
+            f"`{eqx}.filter_closure_convert(fn, *example_args)`" if eqx
+            else "`jax.closure_convert(fn, *example_args)` (it returns the function and its constants)"
+        )
+        first = captured[0][0]
+        kind, callee = what
+        if kind == "custom":
+            msg = (
+                f"The {fn_text} passed to {callee} closes over {names}: a custom JVP/VJP rule only "
+                f"sees the function's arguments, so when `{first}` is differentiated its tracer "
+                "reaches the rule through the closure and JAX raises an UnexpectedTracerError "
+                "(JAX's `nondiff_argnums` caveat). Pass the values as arguments, or convert the "
+                f"function first: {convert}."
             )
+        elif kind == "backsolve":
+            msg = (
+                f"The vector field given to {callee} closes over {names}: `BacksolveAdjoint` "
+                "computes gradients only with respect to `terms`, `y0` and `args`, so "
+                f"differentiating with respect to `{first}` through this closure raises a "
+                f"CustomVJPException. Pass `{first}` through `args=` (the vector field's third "
+                "argument) instead."
+            )
+        else:
+            msg = (
+                f"The {fn_text} given to {callee} with `closure_convert=False` closes over {names}: "
+                "the operator then does not see these arrays as its leaves, so under jit or AD "
+                "they can leak out of lineax's solves as tracers or get no derivative. Drop "
+                "`closure_convert=False` (lineax converts the closure for you), or pass the "
+                "arrays through `args`."
+            )
+        if requires is None:
+            self.report(expr, msg)
+        else:
+            self.report(expr, msg, requires=requires)
 
-    def _converted(self, fn, name: str) -> bool:
-        if fn is None:
-            return False
-        for node in iter_local(fn.node.body, (cst.Assign,)):
-            if (isinstance(node.value, cst.Call) and self.ctx.qualname(node.value.func) in _CONVERT
-                    and any(isinstance(t.target, cst.Name) and t.target.value == name for t in node.targets)):
-                return True
-        return False
-
-    def _captured_arrays(self, target) -> list:
-        free = free_names(target.node)
+    def _captured_arrays(self, scope) -> list:
+        """[(name, why, owner)] of the closed-over values that depend on the enclosing function's
+        inputs and are (or may be) arrays: arrays computed from parameters, array (or PyTree)
+        parameters, parameters used as arrays."""
+        ctx = self.ctx
         out = []
-        s = target.parent
-        while s is not None and s.kind in ("function", "lambda") and free:
-            here = set(s.params) | bound_in(s.node.body)
-            for name in sorted(free & here):
-                why = self._is_array(s, name)
-                if why:
-                    out.append((name, why))
-            free = free - here
-            s = s.parent
+        for name, (w, owner, uses) in sorted(ctx.values.captures(scope).items()):
+            if w.kind not in (ARR, RAW) or not (w.cond - C.STAGED_ONLY):
+                continue  # static values, functions, constants computed in place
+            who = f"`{owner.name}`" if owner.name else "the enclosing lambda"
+            if w.src is not None and w.src == name:
+                fact = _param_fact(ctx, owner, name)
+                k = fact.get("k")
+                if k in ("static", "callable", "self", "class", "keyname", "key", "container"):
+                    continue
+                if k == "array" or w.kind == ARR:
+                    out.append((name, f"an array parameter of {who}", owner))
+                elif "call" in uses:
+                    continue  # a function the closure calls
+                elif k == "pytree" or fact.get("a") or "array" in uses:
+                    out.append((name, f"a parameter of {who} used as an array", owner))
+            elif w.kind == ARR:
+                out.append((name, f"an array computed in {who} from its arguments", owner))
         return out
 
-    def _is_array(self, fn, name: str, depth: int = 0) -> Optional[str]:
+    def _vector_fields(self, terms) -> list:
+        """The vector fields of `ODETerm(f)` (also inside `MultiTerm(...)`), written in the call
+        or bound to a name in the enclosing function."""
         ctx = self.ctx
-        if name in fn.params and fn.kind == "function":
-            p = fn.node.params
-            for prm in list(p.posonly_params) + list(p.params) + list(p.kwonly_params):
-                if prm.name.value != name:
-                    continue
-                if prm.annotation is not None:
-                    if is_scalar_annotation(ctx, prm.annotation):
-                        return None
-                    if is_array_annotation(ctx, prm.annotation):
-                        return f"an array parameter of `{fn.name}`"
-                    return None
-                if fn.traced and name not in ("self", "cls") and not self._static_param(fn, name):
-                    return f"a traced parameter of `{fn.name}`"
-                if prm.default is None and self._array_evidence(fn, name):
-                    return f"a parameter of `{fn.name}` used as an array"
-            return None
-        for node in iter_local(fn.node.body, (cst.Assign,)):
-            if not any(isinstance(t.target, cst.Name) and t.target.value == name for t in node.targets):
-                continue
-            if self._array_expr(node.value, fn, depth):
-                return f"a JAX array computed in `{fn.name}`"
-        return None
+        if terms is None:
+            return []
+        if type(terms) is cst.Name:
+            fn = ctx.scope.function
+            for assign, s in ctx.assigns:
+                if s is fn and any(type(t.target) is cst.Name and t.target.value == terms.value for t in assign.targets):
+                    terms = assign.value
+                    break
+        if type(terms) is not cst.Call:
+            return []
+        qn = ctx.qualname(terms.func)
+        if qn == "diffrax.ODETerm":
+            pos = positional(terms)
+            kw = keyword(terms, "vector_field")
+            return [pos[0].value] if pos else [kw.value] if kw else []
+        if qn == "diffrax.MultiTerm":
+            out = []
+            for a in terms.args:
+                out.extend(self._vector_fields(a.value))
+            return out
+        return []
 
-    def _array_expr(self, expr, fn, depth: int) -> bool:
-        ctx = self.ctx
-        if isinstance(expr, cst.Call):
-            qn = ctx.qualname(expr.func) or ""
-            return qn.startswith(_ARRAY_CALL_PREFIXES) and not qn.startswith("jax.numpy.dtype")
-        if isinstance(expr, cst.BinaryOperation):
-            return self._array_expr(expr.left, fn, depth) or self._array_expr(expr.right, fn, depth)
-        if isinstance(expr, cst.Name) and depth < 3:
-            return bool(self._is_array(fn, expr.value, depth + 1))
-        return False
 
-    def _array_evidence(self, fn, name: str) -> bool:
-        """An unannotated parameter the function itself treats as JAX data: passed to a
-        jax.numpy/jax.random/lax/nn call, or read for `.shape`/`.dtype`/`.ndim`/`.T`, or named
-        like model parameters (`params`, `theta`, `weights`, `model`)."""
-        if name in _PARAM_NAMES:
-            return True
-        ctx = self.ctx
-        for node, parent in iter_with_parents(fn.node.body, into_scopes=True):
-            if not (isinstance(node, cst.Name) and node.value == name):
-                continue
-            if isinstance(parent, cst.Attribute) and parent.value is node and parent.attr.value in (
-                "shape", "dtype", "ndim", "T", "at", "astype"
-            ):
-                return True
-        for call in iter_local(fn.node.body, (cst.Call,), into_scopes=True):
-            qn = ctx.qualname(call.func) or ""
-            if qn.startswith(_ARRAY_CALL_PREFIXES):
-                for a in call.args:
-                    if isinstance(a.value, cst.Name) and a.value.value == name:
-                        return True
-        return False
-
-    def _static_param(self, fn, name: str) -> bool:
-        for site in fn.sites:
-            for kw in ("static_argnames", "static_argnums"):
-                if site.keyword(kw) is not None:
-                    return True  # be conservative: any static spec
-        return False
+def _param_fact(ctx, owner, name: str) -> dict:
+    summ = ctx.values.summary(owner)
+    for fact in (summ.params if summ is not None else ()):
+        if fact["n"] == name:
+            return fact
+    return {}

@@ -7,9 +7,10 @@ from typing import Optional
 import libcst as cst
 
 from ..core.rule import Rule
+from ..semantics import types as TY
 from ..syntax.walker import iter_subtree
-from . import _ad
 
+RAW_CUSTOM_AD = frozenset({"jax.custom_jvp", "jax.custom_vjp"})
 PARTITION = frozenset({"equinox.partition", "equinox.combine", "equinox.filter"})
 
 
@@ -18,16 +19,14 @@ class RawCustomAd(Rule):
 
     def end_file(self) -> None:
         ctx = self.ctx
-        if not _ad.equinox_in_use(ctx):
+        if not ctx.imports_module("equinox"):
             return  # plain-JAX code: raw custom_jvp/vjp is the documented idiom
-        for scope in ctx.scopes:
-            entry = _ad.custom_ad_scopes(ctx).get(id(scope))
-            if entry is None:
+        for ref, spec, node in ctx.values.custom_functions():
+            qn = spec.get("t")
+            scope = ctx.refs.get(ref)
+            if qn not in RAW_CUSTOM_AD or scope is None or scope.kind != "function":
                 continue
-            qn, node, nondiff = entry
-            if qn not in _ad.RAW_CUSTOM_AD:
-                continue
-            reason = self._reason(scope, nondiff)
+            reason = self._reason(scope, spec.get("nd") or [])
             if reason is None:
                 continue
             text, requires = reason
@@ -43,68 +42,52 @@ class RawCustomAd(Rule):
                 requires=requires,
             )
 
-    def _reason(self, scope, nondiff) -> Optional[tuple]:
+    def _reason(self, scope, nondiff: list) -> Optional[tuple]:
         ctx = self.ctx
-        if scope.cls is not None and ctx.is_module_class(scope.cls) and scope.params \
-                and scope.params[0] == "self":
-            return f"is a method of the Module `{scope.cls.name}` (`self` is a PyTree argument)", None
-        params = _ad.param_annotations(scope)
-        nondiff_names = self._nondiff_names(scope, nondiff)
-        for name, param in params.items():
-            mt = ctx.module_type(param.annotation)
-            if mt:
-                cls = mt.lstrip("?").rsplit(".", 1)[-1]
-                req = ("module_class", mt[1:]) if mt.startswith("?") else None
-                where = " (passed through `nondiff_argnums`)" if name in nondiff_names else ""
-                return f"takes a Module (`{name}: {cls}`){where}", req
-            if _ad.is_pytree_annotation(ctx, param.annotation) and not _array_leaves(
-                param.annotation.annotation
-            ):
-                return f"takes a PyTree (`{name}: {ctx.code(param.annotation.annotation)}`)", None
-        for name in nondiff_names:
+        summ = ctx.values.summary(scope)
+        facts = summ.params if summ is not None else []
+        if scope.cls is not None and facts and facts[0].get("k") == "self":
+            is_module, requires = TY.module_of_class(ctx, scope.cls)
+            if is_module is not False:
+                return f"is a method of the Module `{scope.cls.name}` (`self` is a PyTree argument)", requires
+        params = {p.name.value: p for p in _params(scope.node)}
+        positional = [f["n"] for f in facts if not f.get("kw") and not f.get("st")]
+        nondiff_names = {positional[i] for i in nondiff if 0 <= i < len(positional)}
+        for fact in facts:
+            name, k = fact["n"], fact.get("k")
             param = params.get(name)
-            if param is None or param.annotation is None:
-                continue
-            ann = param.annotation.annotation
-            if isinstance(ann, cst.Name):
-                for d in ctx.module_scope.lookup_def(ann.value):
-                    if d.kind == "class":
-                        return (
-                            f"passes the config object `{name}: {ann.value}` through "
-                            "`nondiff_argnums`",
-                            None,
-                        )
+            ann = param.annotation if param is not None else None
+            if k == "class":
+                is_module, requires = TY.module_of_ref(ctx, fact.get("c"))
+                if is_module is not False:
+                    cls = ctx.code(ann.annotation) if ann is not None else fact["c"].rsplit(".", 1)[-1]
+                    where = " (passed through `nondiff_argnums`)" if name in nondiff_names else ""
+                    return f"takes a Module (`{name}: {cls}`){where}", requires
+            if k == "pytree" and ann is not None and not _array_leaves(ctx, ann.annotation):
+                return f"takes a PyTree (`{name}: {ctx.code(ann.annotation)}`)", None
+        for fact in facts:
+            if fact["n"] in nondiff_names and fact.get("k") == "class" and ctx.class_by_ref(fact.get("c", "")):
+                cls = fact["c"].rsplit(".", 1)[-1]
+                return f"passes the config object `{fact['n']}: {cls}` through `nondiff_argnums`", None
         if not ctx.module_name.startswith("equinox"):
             for call in iter_subtree(scope.node.body, (cst.Call,)):
-                q = ctx.qualname(call.func)
-                if q in PARTITION:
-                    return (
-                        f"partitions PyTrees by hand (`{ctx.code(call.func)}` in its body)",
-                        None,
-                    )
+                if ctx.qualname(call.func) in PARTITION:
+                    return f"partitions PyTrees by hand (`{ctx.code(call.func)}` in its body)", None
         return None
 
-    def _nondiff_names(self, scope, nondiff) -> set:
-        if nondiff is None:
-            return set()
-        items = nondiff.elements if isinstance(nondiff, (cst.Tuple, cst.List)) else [nondiff]
-        out = set()
-        for it in items:
-            val = it.value if isinstance(it, cst.Element) else it
-            if isinstance(val, cst.Integer):
-                i = int(val.evaluated_value)
-                if 0 <= i < len(scope.params):
-                    out.add(scope.params[i])
-        return out
+
+def _params(node) -> list:
+    p = node.params
+    out = list(p.posonly_params) + list(p.params) + list(p.kwonly_params)
+    if isinstance(p.star_arg, cst.Param):
+        out.append(p.star_arg)
+    return out
 
 
-def _array_leaves(ann) -> bool:
+def _array_leaves(ctx, ann) -> bool:
     """`PyTree[Array]`, `PyTree[Float[Array, "n"]]`, `PyTree[ArrayLike]`: array-only trees."""
-    if not isinstance(ann, cst.Subscript) or not ann.slice:
+    expr = TY.annotation_expr(ann)
+    if type(expr) is not cst.Subscript or not expr.slice:
         return False
-    first = ann.slice[0].slice
-    if not isinstance(first, cst.Index):
-        return False
-    names = {n.value for n in iter_subtree(first.value, (cst.Name,))}
-    names |= {a.attr.value for a in iter_subtree(first.value, (cst.Attribute,))}
-    return bool(names & {"Array", "ArrayLike", "ndarray", "Shaped", "Float", "Inexact", "Real"})
+    first = expr.slice[0].slice
+    return type(first) is cst.Index and TY.annotation_kind(ctx, first.value)[0] == "array"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from ..core.rule import Rule
-from . import _ad
+from ._ad import module_value
 from ._helpers import positional
 
 REPLACEMENT = {"jax.jvp": "filter_jvp", "jax.vjp": "filter_vjp", "jax.linearize": "filter_jvp"}
@@ -24,14 +24,10 @@ class RawJvpVjpOnTree(Rule):
             return
         eqx = ctx.alias_for("equinox") or "eqx"
         name = qn.rsplit(".", 1)[-1]
-        if qn == "jax.jvp":
-            primals = []
-            if len(pos) > 1 and isinstance(pos[1].value, (cst.Tuple, cst.List)):
-                primals = [e.value for e in pos[1].value.elements]
-        else:
-            primals = [a.value for a in pos[1:]]
+        # jax.jvp(f, primals, tangents): the primals tuple; vjp/linearize: the arguments after f.
+        primals = pos[1:2] if qn == "jax.jvp" else pos[1:]
         for p in primals:
-            found = _ad.module_expr(ctx, ctx.scope, p)
+            found = module_value(ctx, p.value)
             if found:
                 desc, requires = found
                 self.report(

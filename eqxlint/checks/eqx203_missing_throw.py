@@ -1,14 +1,15 @@
-"""EQX203 missing-throw: solves inside custom JVP/VJP/transpose rules without `throw=True`."""
+"""EQX203 missing-throw: a tangent solve inside a custom JVP/VJP/transpose rule (or code a rule
+calls, in any module) that turns errors off with `throw=False`."""
 
 from __future__ import annotations
 
 import libcst as cst
 
-from ..core.rule import SAFE, UNSAFE, Rule, RuleFix
-from ._helpers import is_false, is_true, keyword, short
+from ..core.rule import UNSAFE, Rule, RuleFix
+from ._helpers import keyword, short
 
-TANGENT_RULES = frozenset({"jvp", "vjp", "transpose"})
-RULE_NAMES = {"jvp": "custom JVP rule", "vjp": "custom VJP rule", "transpose": "transpose rule"}
+# The custom rules whose outputs are tangents or cotangents: no result channel there.
+TANGENT_RULES = ("jvp", "vjp", "transpose")
 
 
 class MissingThrow(Rule):
@@ -19,55 +20,25 @@ class MissingThrow(Rule):
         qn = ctx.qualname(node.func)
         if qn not in ctx.solvers:
             return
-        kind = ctx.scope.in_ad_rule()
-        if kind not in TANGENT_RULES:
+        fn = ctx.scope.function
+        if fn is None:
             return
         arg = keyword(node, "throw")
-        where = RULE_NAMES[kind]
-        name = short(qn)
         if arg is None:
-            if any(a.star == "**" for a in node.args):
-                return  # throw may arrive through **kwargs: not decidable statically
-            self.report(
-                node,
-                f"`{name}` inside a {where} without `throw=True`: a tangent or cotangent "
-                "computation has no result channel, so a failed solve must raise rather than "
-                "return garbage silently. Pass `throw=True` explicitly.",
-                fix=RuleFix("Add `throw=True`", SAFE, replacements=[(node, _add_throw(node))]),
-            )
-        elif is_false(arg.value):
-            self.report(
-                arg,
-                f"`{name}` inside a {where} with `throw=False`: a failed solve here returns "
-                "garbage tangents with no result channel to report it. Use `throw=True`.",
-                fix=RuleFix(
-                    "Use `throw=True`", UNSAFE,
-                    replacements=[(arg.value, cst.Name("True"))],
-                ),
-            )
-        elif not is_true(arg.value):
-            return  # throw=<expression>: decided at run time
-
-
-def _add_throw(node: cst.Call) -> cst.Call:
-    args = list(node.args)
-    new = cst.Arg(
-        keyword=cst.Name("throw"),
-        value=cst.Name("True"),
-        equal=cst.AssignEqual(
-            whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
-        ),
-    )
-    if not args:
-        return node.with_changes(args=[new])
-    last = args[-1]
-    if isinstance(last.comma, cst.Comma):
-        # multi-line call with a trailing comma: keep the layout
-        new = new.with_changes(comma=last.comma)
-        sep = args[-2].comma if len(args) > 1 and isinstance(args[-2].comma, cst.Comma) else cst.Comma(
-            whitespace_after=cst.SimpleWhitespace(" ")
+            return  # the solvers default to `throw=True`
+        val = arg.value
+        if ctx.values.of(val).lit is not False:
+            return  # `throw=True`, or a user's own option passed through
+        what = "`throw=False`" if type(val) is cst.Name and val.value == "False" else (
+            f"`throw={ctx.code(val)}` (bound to `False`)"
         )
-        args[-1] = last.with_changes(comma=sep)
-    else:
-        args[-1] = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-    return node.with_changes(args=[*args, new])
+        self.report(
+            arg,
+            f"`{short(qn)}` with {what} in code that runs inside a custom JVP/VJP or transpose "
+            "rule: a tangent or cotangent has no result channel, so when this solve fails (a "
+            "singular operator, no convergence) nothing reports it and the derivative comes out "
+            "wrong or non-finite, silently. Pass `throw=True` (the solvers' default), so that a "
+            "failed solve raises.",
+            fix=RuleFix("Use `throw=True`", UNSAFE, replacements=[(val, cst.Name("True"))]),
+            requires=("rule", fn.ref, list(TANGENT_RULES)),
+        )

@@ -12,8 +12,9 @@ is reported when
   `solver`, `stats` or ending in `_options`, `_stats`, `_solver_state` — that was not passed
   through `eqxi.nondifferentiable`, `eqxi.nondifferentiable_backward` or `lax.stop_gradient`
   in the function (directly or via names derived from a marked one); or
-- a `stats`-like result of the call is returned from the function without
-  `eqxi.nondifferentiable_backward` / `lax.stop_gradient`.
+- a `stats`-like result of a primitive bind is returned from the function without
+  `eqxi.nondifferentiable_backward` / `lax.stop_gradient` (a custom-derivative function's own
+  backward rule decides what its outputs' cotangents are, so its results are not judged).
 
 Silent inside custom JVP/VJP/transpose rules (the metadata arrives there as primals whose tangents
 the rule asserts are zero, as in lineax) and on metadata that is marked anywhere before the call.
@@ -25,8 +26,9 @@ from typing import Optional
 
 import libcst as cst
 
-from ..semantics import names as S
 from ..core.rule import Rule
+from ..semantics import names as S
+from ..semantics.values import FN
 from ..syntax.walker import iter_subtree
 
 MARKERS = {
@@ -38,17 +40,6 @@ BINDS = {"equinox.internal.filter_primitive_bind"}
 IMPLICIT = {"optimistix.internal.implicit_jvp", "optimistix.implicit_jvp", "optimistix._ad.implicit_jvp"}
 META_NAMES = {"options", "opts", "state", "solver_state", "solver", "stats"}
 META_SUFFIXES = ("_options", "_stats", "_solver_state")
-
-
-def _nondiff_argnums(call: cst.Call) -> tuple:
-    for a in call.args:
-        if a.keyword is not None and a.keyword.value == "nondiff_argnums":
-            v = a.value
-            if isinstance(v, cst.Integer):
-                return (int(v.value),)
-            if isinstance(v, (cst.Tuple, cst.List)):
-                return tuple(int(e.value.value) for e in v.elements if isinstance(e.value, cst.Integer))
-    return ()
 
 
 def _is_meta(name: str) -> bool:
@@ -65,37 +56,7 @@ class DifferentiableSolverMetadata(Rule):
     def __init__(self, ctx, options=None):
         super().__init__(ctx, options)
         self.enabled = any(w in ctx.source for w in ("filter_primitive_bind", "custom_jvp", "custom_vjp", "implicit_jvp"))
-        self._custom: Optional[set] = None
-
-    def _custom_names(self) -> dict:
-        """Module-level names of custom-AD functions in this file."""
-        if self._custom is None:
-            ctx = self.ctx
-            out: dict = {}
-            for scope in ctx.scopes:
-                if scope.kind != "function" or scope.parent is not ctx.module_scope:
-                    continue
-                for dec in scope.node.decorators:
-                    expr = dec.decorator
-                    nondiff: tuple = ()
-                    if isinstance(expr, cst.Call):
-                        qn = ctx.qualname(expr.func)
-                        if qn in ("functools.partial", "partial") and expr.args:
-                            qn = ctx.qualname(expr.args[0].value)
-                        nondiff = _nondiff_argnums(expr)
-                    else:
-                        qn = ctx.qualname(expr)
-                    if qn in S.CUSTOM_JVP or qn in S.CUSTOM_VJP:
-                        out[scope.name] = (qn, nondiff)
-            for assign, scope in ctx.assigns:
-                if scope is ctx.module_scope and isinstance(assign.value, cst.Call):
-                    qn = ctx.qualname(assign.value.func)
-                    if qn in S.CUSTOM_JVP or qn in S.CUSTOM_VJP:
-                        for t in assign.targets:
-                            if isinstance(t.target, cst.Name):
-                                out[t.target.value] = (qn, _nondiff_argnums(assign.value))
-            self._custom = out
-        return self._custom
+        self._rules: Optional[dict] = None
 
     def _target(self, call: cst.Call) -> Optional[tuple]:
         """(description, arguments carrying data) if `call` enters custom-AD code."""
@@ -106,35 +67,31 @@ class DifferentiableSolverMetadata(Rule):
             return f"`{ctx.code(call.func)}({ctx.code(pos[0].value)}, ...)`", call.args[1:]
         if qn in IMPLICIT:
             return f"`{ctx.code(call.func)}`", call.args
-        custom = self._custom_names()
-        if isinstance(call.func, cst.Name) and call.func.value in custom:
-            fn = ctx.scope.function
-            if fn is not None and call.func.value in fn.params:
-                return None
-            qn, nondiff = custom[call.func.value]
-            if qn == "equinox.filter_custom_vjp":
-                # Only the first argument is differentiated; the rest are nondifferentiable.
-                args = pos[:1]
-            else:
-                args = [a for i, a in enumerate(pos) if i not in nondiff]
-                if qn == "equinox.filter_custom_jvp":
-                    args += [a for a in call.args if a.keyword is not None]
-            return f"custom-AD function `{call.func.value}`", args
-        return None
+        v = ctx.values.of(call.func)
+        spec = next((s for s in v.via if s.get("t") in S.CUSTOM_JVP or s.get("t") in S.CUSTOM_VJP), None) \
+            if v.kind == FN else None
+        if spec is None:
+            return None
+        kind, nondiff = spec["t"], spec.get("nd") or ()
+        if kind == "equinox.filter_custom_vjp":
+            # Only the first argument is differentiated; the rest are nondifferentiable.
+            args = pos[:1]
+        else:
+            args = [a for i, a in enumerate(pos) if i not in nondiff]
+            if kind == "equinox.filter_custom_jvp":
+                args += [a for a in call.args if a.keyword is not None]
+        return f"custom-AD function `{ctx.code(call.func)}`", args
 
     def _in_rule(self, scope) -> bool:
-        """Inside a function decorated as a rule, also in the call form the context does not
-        read: `@eqxi.filter_primitive_transpose(materialise_zeros=True)`, `@f.def_bwd`."""
-        ctx = self.ctx
+        """Inside a function this file registers as a custom rule (`defjvp`, `def_bwd`,
+        `eqxi.filter_primitive_transpose(...)`, `ad.primitive_jvps[p] = ...`), or nested in one:
+        the metadata arrives there as primals whose tangents the rule asserts are zero."""
+        if self._rules is None:
+            self._rules = self.ctx.values.registered_rules()
         s = scope
         while s is not None:
-            if s.kind == "function":
-                for dec in s.node.decorators:
-                    expr = dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator
-                    if ctx.qualname(expr) in S.EQXI_RULE_DECORATORS:
-                        return True
-                    if isinstance(expr, cst.Attribute) and expr.attr.value in S.CUSTOM_RULE_METHODS:
-                        return True
+            if s.kind in ("function", "lambda") and s.ref in self._rules:
+                return True
             s = s.parent
         return False
 
@@ -168,7 +125,7 @@ class DifferentiableSolverMetadata(Rule):
             return
         ctx = self.ctx
         fn = ctx.scope.function
-        if fn is None or fn.kind != "function" or ctx.scope.in_ad_rule() or self._in_rule(ctx.scope):
+        if fn is None or fn.kind != "function" or self._in_rule(ctx.scope):
             return
         target = self._target(node)
         if target is None:
@@ -191,7 +148,10 @@ class DifferentiableSolverMetadata(Rule):
                 f"name=\"{unmarked[0]}\")` (or `lax.stop_gradient` for array state).",
             )
             return
-        self._check_stats_returned(node, desc, fn, fn.info.get("eqx204_explicit", set()))
+        if self.ctx.qualname(node.func) in BINDS:
+            # A primitive's outputs get tangents from its JVP rule; a custom-derivative function
+            # decides the cotangents of its outputs itself (its backward rule may drop them).
+            self._check_stats_returned(node, desc, fn, fn.info.get("eqx204_explicit", set()))
 
     def _check_stats_returned(self, call: cst.Call, desc: str, fn, marked: set) -> None:
         # `x, result, stats = filter_primitive_bind(...)` ... `return Solution(..., stats=stats)`

@@ -1,5 +1,5 @@
 """EQX205 scan-without-checkpoint: a long or data-length `lax.scan`/`fori_loop` under reverse-mode
-AD with no checkpointing on its body."""
+AD (anywhere in the project) with no checkpointing on its body."""
 
 from __future__ import annotations
 
@@ -7,14 +7,22 @@ from typing import Optional, Union
 
 import libcst as cst
 
-from ..semantics import names as S
 from ..core.rule import Rule
-from . import _ad
-from ._helpers import positional
+from ..semantics import names as S
+from ..semantics.values import FN
+from ._helpers import keyword, positional
 
 SCAN = "jax.lax.scan"
 FORI = "jax.lax.fori_loop"
 _SHAPED = ("jax.numpy.zeros", "jax.numpy.ones", "jax.numpy.empty", "jax.numpy.full")
+
+
+def _arg(call: cst.Call, pos: int, kw: str):
+    args = positional(call)
+    if pos < len(args):
+        return args[pos].value
+    a = keyword(call, kw)
+    return a.value if a is not None else None
 
 
 class ScanWithoutCheckpoint(Rule):
@@ -26,27 +34,21 @@ class ScanWithoutCheckpoint(Rule):
         qn = ctx.qualname(node.func)
         if qn not in (SCAN, FORI):
             return
-        reach = _ad.reverse_ad_of(ctx, ctx.scope)
-        if reach is None:
-            return
         fn = ctx.scope.function
+        if fn is None:
+            return
         if qn == SCAN:
-            body = _ad.arg_at(node, 0, "f")
+            body = _arg(node, 0, "f")
             length = self._scan_length(node, fn)
         else:
-            body = _ad.arg_at(node, 2, "body_fun")
-            lower, upper = _ad.arg_at(node, 0, "lower"), _ad.arg_at(node, 1, "upper")
+            body = _arg(node, 2, "body_fun")
+            lower, upper = _arg(node, 0, "lower"), _arg(node, 1, "upper")
             if lower is None or upper is None:
                 return
-            names = _ad.traced_names(ctx, ctx.scope)
-            if _ad.is_traced_expr(ctx, lower, names) or _ad.is_traced_expr(ctx, upper, names):
-                return  # a while loop in disguise: EQX208's business
-            lo = _ad.int_value(ctx, lower)
-            hi = self._length(upper, fn)
-            if isinstance(hi, int):
-                length = hi - lo if lo is not None else None
-            else:
-                length = hi if lo is not None else None
+            lo, hi = self._int(lower), self._int(upper)
+            # Bounds that are not constants may be traced: then the loop is a while loop in
+            # disguise, EQX208's business.
+            length = hi - lo if lo is not None and hi is not None else None
         if length is None or body is None:
             return
         minimum = int(self.opts.get("min-length", 64))
@@ -56,42 +58,47 @@ class ScanWithoutCheckpoint(Rule):
             size = f"{length} steps (>= min-length {minimum})"
         else:
             size = f"a length set by the caller ({length})"
-        if self._checkpointed(body, ctx.scope) is not False:
+        if self._checkpointed(body) is not False:
             return
         loop = "lax.scan" if qn == SCAN else "lax.fori_loop"
+        eqx = ctx.alias_for("equinox") if ctx.imports_module("equinox") else None
+        wrap = f"`{eqx}.filter_checkpoint` / `jax.checkpoint`" if eqx else "`jax.checkpoint`"
         self.report(
             node,
-            f"`{loop}` of {size} in reverse-differentiated code ({reach[1]}) with no checkpoint "
+            f"`{loop}` of {size} in reverse-differentiated code ({{trace}}) with no checkpoint "
             "on its body: reverse mode stores every step's residuals, so memory grows linearly "
             "with the length. Use `eqxlint.runtime.checkpointed_scan(body, init, xs)` "
-            "(recursive checkpointing, same values and gradients), or wrap the body in "
-            "`eqx.filter_checkpoint` / `jax.checkpoint`.",
+            f"(recursive checkpointing, same values and gradients), or wrap the body in {wrap}.",
+            requires=("reverse", fn.ref),
         )
 
     # ------------------------------------------------------------------ length
+    def _int(self, expr) -> Optional[int]:
+        lit = self.ctx.values.of(expr).lit
+        return lit if type(lit) is int else None
+
     def _scan_length(self, node: cst.Call, fn) -> Union[int, str, None]:
-        length = _ad.arg_at(node, 3, "length")
+        length = _arg(node, 3, "length")
         if length is not None and not (isinstance(length, cst.Name) and length.value == "None"):
             return self._length(length, fn)
-        xs = _ad.arg_at(node, 2, "xs")
+        xs = _arg(node, 2, "xs")
         if xs is None:
             return None
         return self._xs_length(xs, fn)
 
     def _param(self, expr, fn) -> Optional[str]:
-        """`expr` is a parameter of the function that the reverse transform differentiates
-        (not of a helper it calls: there the length is unknown)."""
-        if fn is not None and any(
-            site.kind in ("decorator", "call") and site.qualname in S.REVERSE_AD for site in fn.sites
-        ) and isinstance(expr, cst.Name) and expr.value in fn.params \
-                and expr.value not in ("self", "cls"):
+        """`expr` is a parameter of a function that a reverse transform differentiates directly
+        (in this file): the caller's data sets the length. (In a helper it calls, the length is
+        unknown.)"""
+        if type(expr) is cst.Name and expr.value in fn.params and expr.value not in ("self", "cls") \
+                and any(site.kind in ("decorator", "call") and site.qualname in S.REVERSE_AD for site in fn.sites):
             return expr.value
         return None
 
     def _length(self, expr, fn) -> Union[int, str, None]:
         """An int, a description of a caller-set length, or None (unknown)."""
         ctx = self.ctx
-        n = _ad.int_value(ctx, expr)
+        n = self._int(expr)
         if n is not None:
             return n
         p = self._param(expr, fn)
@@ -134,44 +141,27 @@ class ScanWithoutCheckpoint(Rule):
                 shape = shape.elements[0].value
             return self._length(shape, fn)
         if qn == "jax.numpy.linspace":
-            num = _ad.arg_at(xs, 2, "num")
+            num = _arg(xs, 2, "num")
             return self._length(num, fn) if num is not None else 50
         if qn == "jax.random.split" and len(args) >= 2:
             return self._length(args[1].value, fn)
         return None
 
     # ------------------------------------------------------------------ checkpoint
-    def _checkpointed(self, body, scope) -> Optional[bool]:
-        """True if the body is checkpointed, False if evidently not, None if unknown."""
+    def _checkpointed(self, body) -> Optional[bool]:
+        """True if the body is checkpointed (wrapped, decorated, or checkpointing its step
+        inside), False if it evidently is not, None if unknown."""
         ctx = self.ctx
-        if isinstance(body, cst.Call):
-            qn = ctx.qualname(body.func)
-            if qn in _ad.CHECKPOINT:
-                return True
-            if isinstance(body.func, cst.Call) and ctx.qualname(body.func.func) in (
-                "functools.partial", "partial"
-            ) and body.func.args and ctx.qualname(body.func.args[0].value) in _ad.CHECKPOINT:
-                return True
-            if qn not in ("functools.partial", "partial"):
-                return None
-        if isinstance(body, cst.Name):
-            for assign, s in ctx.assigns:
-                if s is scope.function and any(
-                    isinstance(t.target, cst.Name) and t.target.value == body.value
-                    for t in assign.targets
-                ) and isinstance(assign.value, cst.Call) and ctx.qualname(assign.value.func) in _ad.CHECKPOINT:
-                    return True
-        targets = ctx.resolve_functions(body, scope)
-        if not targets:
+        v = ctx.values.of(body)
+        if v.kind != FN or not v.ref:
             return None
-        for t in targets:
-            for site in t.sites:
-                if site.kind == "decorator" and site.qualname in _ad.CHECKPOINT:
-                    return True
-            for call in t.calls:
-                q = ctx.qualname(call.func)
-                if q in _ad.CHECKPOINT or (
-                    isinstance(call.func, cst.Call) and ctx.qualname(call.func.func) in _ad.CHECKPOINT
-                ):
-                    return True
+        if any(spec.get("t") in S.CHECKPOINTS for spec in v.via):
+            return True
+        scope = ctx.refs.get(v.ref)
+        if scope is None:
+            return None
+        summ = ctx.values.summary(scope)
+        for e in (summ.edges if summ is not None else ()):
+            if any(spec.get("t") in S.CHECKPOINTS for spec in e.via):
+                return True  # the body checkpoints its step: `jax.checkpoint(step)(c, x)`
         return False

@@ -8,9 +8,9 @@ from typing import Optional
 import libcst as cst
 
 from ..core.rule import Rule
+from ..semantics import cond as C
+from ..semantics.values import ARR, KEY, RAW
 from ..syntax.walker import iter_subtree
-from . import _ad
-from ._helpers import trace_reason
 
 ENUM_BASES = frozenset({"equinox.Enumeration", "equinox.internal.Enumeration", "equinox._enum.Enumeration"})
 KNOWN_ENUMS = frozenset(
@@ -25,14 +25,11 @@ NON_MEMBERS = frozenset({"where", "promote", "error_if", "branched_error_if", "i
 class EnumWithoutCompileTimeEval(Rule):
     code = "EQX206"
 
-    def visit_With(self, node: cst.With) -> None:  # records `with` blocks on ctx.stack
-        pass
-
     # ------------------------------------------------------------------ enumeration facts
     def _enums(self) -> tuple[frozenset, frozenset]:
         """(qualnames of Enumeration classes, local class names that are Enumerations)."""
         ctx = self.ctx
-        cached = ctx.facts.get("_ad.enums")
+        cached = ctx.facts.get("eqx206.enums")
         if cached is not None:
             return cached
         quals = set(KNOWN_ENUMS)
@@ -57,7 +54,7 @@ class EnumWithoutCompileTimeEval(Rule):
                         changed = True
                         break
         result = (frozenset(quals), frozenset(local))
-        ctx.facts["_ad.enums"] = result
+        ctx.facts["eqx206.enums"] = result
         return result
 
     def _member(self, expr) -> Optional[str]:
@@ -87,7 +84,7 @@ class EnumWithoutCompileTimeEval(Rule):
     def _predicates(self) -> frozenset:
         """Module-level functions that return an Enumeration comparison (`is_successful`)."""
         ctx = self.ctx
-        cached = ctx.facts.get("_ad.enumpreds")
+        cached = ctx.facts.get("eqx206.enumpreds")
         if cached is not None:
             return cached
         out = set()
@@ -101,7 +98,7 @@ class EnumWithoutCompileTimeEval(Rule):
                     ):
                         out.add(name)
         result = frozenset(out)
-        ctx.facts["_ad.enumpreds"] = result
+        ctx.facts["eqx206.enumpreds"] = result
         return result
 
     def _find(self, test) -> Optional[cst.CSTNode]:
@@ -118,19 +115,28 @@ class EnumWithoutCompileTimeEval(Rule):
     # ------------------------------------------------------------------ handlers
     def _check(self, test, construct: str) -> None:
         ctx = self.ctx
-        if not ctx.in_traced() or ctx.scope.function.host or _ad.in_compile_time_eval(ctx):
-            return
+        if ctx.scope.function is None or ctx.values.is_quiet(test):
+            return  # module level, or under `jax.ensure_compile_time_eval()` / a tracer guard
         found = self._find(test)
         if found is None:
             return
-        self.report(
+        # An Enumeration comparison is a `jnp` operation on the members' integer values: staged
+        # under a jaxpr trace even between constants, and traced wherever the other side is.
+        if type(found) is cst.Comparison:
+            sides = [found.left] + [c.comparator for c in found.comparisons]
+        else:
+            sides = [a.value for a in found.args]
+        vals = [ctx.values.of(s) for s in sides]
+        cond = C.join(C.STAGED_ONLY, *(v.cond for v in vals if v.kind in (ARR, RAW, KEY)))
+        self.report_traced(
             found,
             f"Python {construct} on the Enumeration comparison `{ctx.code(found)}` in traced code "
-            f"({trace_reason(ctx.scope)}): under JIT an Enumeration item is a traced integer, so "
-            "`==` gives a traced boolean and Python control flow raises a concretization error. "
-            "If the value is static, wrap the logic in `with jax.ensure_compile_time_eval():`; if "
-            "it is a run-time value, use `jnp.where`/`lax.cond`, `RESULTS.where(...)` or "
+            "({trace}): under JIT an Enumeration item is a traced integer, so `==` gives a traced "
+            "boolean and Python control flow on it raises a concretization error. If the value "
+            "is static, wrap the logic in `with jax.ensure_compile_time_eval():`; if it is a "
+            "run-time value, use `jnp.where`/`lax.cond`, `RESULTS.where(...)` or "
             "`result.error_if(...)`.",
+            cond=cond,
         )
 
     def visit_If(self, node: cst.If) -> None:

@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..semantics.context import dotted
 from ..core.rule import Rule
-from . import _ad
+from ..syntax.nodes import dotted
+from ._ad import module_value
 from ._helpers import positional
 
 HCB = "jax.experimental.host_callback"
-_HCB_REPLACEMENT = (
-    "use `jax.debug.callback` (side effects), `jax.pure_callback` / `eqx.filter_pure_callback` "
-    "(pure host computations) or `jax.experimental.io_callback` (ordered I/O)"
-)
+
+
+def _hcb_replacement(ctx) -> str:
+    pure = "`jax.pure_callback`"
+    if ctx.imports_module("equinox"):
+        pure += f" / `{ctx.alias_for('equinox') or 'eqx'}.filter_pure_callback`"
+    return (
+        f"use `jax.debug.callback` (side effects), {pure} (pure host computations) or "
+        "`jax.experimental.io_callback` (ordered I/O)"
+    )
 
 
 class RawPureCallback(Rule):
@@ -41,7 +47,7 @@ class RawPureCallback(Rule):
         self.report(
             node,
             f"{what}: `jax.experimental.host_callback` was removed from JAX (0.4.35), so this "
-            f"fails at import time; {_HCB_REPLACEMENT}.",
+            f"fails at import time; {_hcb_replacement(self.ctx)}.",
         )
 
     # ------------------------------------------------------------------ calls
@@ -57,7 +63,7 @@ class RawPureCallback(Rule):
                 self.report(
                     node,
                     f"`{ctx.code(node.func)}`: `jax.experimental.host_callback` was removed from "
-                    f"JAX (0.4.35); {_HCB_REPLACEMENT}.",
+                    f"JAX (0.4.35); {_hcb_replacement(ctx)}.",
                 )
             return
         if qn != "jax.pure_callback":
@@ -72,7 +78,7 @@ class RawPureCallback(Rule):
             elif a.star and a.keyword is None:
                 candidates.append(("argument", a.value))
         for role, expr in candidates:
-            found = _ad.module_expr(ctx, ctx.scope, expr)
+            found = module_value(ctx, expr)
             if found is None and isinstance(expr, cst.Call) and ctx.qualname(expr.func) in (
                 "equinox.filter_eval_shape",
             ):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import libcst as cst
 
 from ..core.rule import Rule
-from . import _ad
-from ._helpers import keyword
+from ..semantics import cond as C
+from ..semantics.values import ARR, KEY, RAW
+from ._helpers import keyword, positional
 
 WHILE = "jax.lax.while_loop"
 FORI = "jax.lax.fori_loop"
@@ -21,13 +22,12 @@ class GradThroughWhileLoop(Rule):
         qn = ctx.qualname(node.func)
         if qn not in (WHILE, FORI, EQXI_WHILE):
             return
-        reach = _ad.reverse_ad_of(ctx, ctx.scope)
-        if reach is None:
+        fn = ctx.scope.function
+        if fn is None:
             return
-        why = reach[1]
-        if qn in (WHILE, EQXI_WHILE) and _integer_only(_ad.arg_at(node, 2, "init_val")):
+        if qn in (WHILE, EQXI_WHILE) and _integer_only(_arg(node, 2, "init_val")):
             return  # an integer carry has no tangent: reverse mode passes it through
-
+        requires = [("reverse", fn.ref)]
         eqxi = ctx.alias_for("equinox.internal") or "eqxi"
         if qn == WHILE:
             what = "`lax.while_loop`"
@@ -39,19 +39,42 @@ class GradThroughWhileLoop(Rule):
                 return  # "checkpointed" / "bounded" loops are reverse-differentiable
             what = f'`{eqxi}.while_loop(..., kind="lax")`'
         else:
-            bounds = [_ad.arg_at(node, 0, "lower"), _ad.arg_at(node, 1, "upper")]
-            names = _ad.traced_names(ctx, ctx.scope)
-            if not any(b is not None and _ad.is_traced_expr(ctx, b, names) for b in bounds):
-                return  # concrete bounds: fori_loop lowers to scan, which is differentiable
+            # Concrete bounds: fori_loop lowers to scan, which is differentiable. Traced ones
+            # (where the function is traced with them holding tracers) make it a while loop.
+            vals = [ctx.values.of(b) for b in (_arg(node, 0, "lower"), _arg(node, 1, "upper")) if b is not None]
+            cond = C.join(*(v.cond for v in vals if v.kind in (ARR, RAW, KEY)))
+            if not cond:
+                return
+            requires.append(ctx.traced_requirement(cond))
             what = "`lax.fori_loop` with traced bounds (it lowers to `lax.while_loop`)"
+        if ctx.imports_module("equinox"):
+            fix = (
+                f"Give the loop a custom VJP (`{ctx.alias_for('equinox') or 'eqx'}.filter_custom_vjp`, "
+                "implicit differentiation via `lax.custom_root`/`optimistix`), or use "
+                f'`{eqxi}.while_loop(..., max_steps=N, kind="checkpointed")` or a '
+                "`lax.scan`/`fori_loop` with static bounds."
+            )
+        else:
+            fix = (
+                "Give the loop a custom VJP (`jax.custom_vjp`, implicit differentiation via "
+                "`lax.custom_root`), or use a `lax.scan`/`fori_loop` with static bounds (a bounded "
+                "number of steps)."
+            )
         self.report(
             node,
-            f"{what} in code that reverse-mode AD differentiates ({why}): JAX raises "
-            "\"Reverse-mode differentiation does not work for lax.while_loop\" at run time. "
-            f"Give the loop a custom VJP (`eqx.filter_custom_vjp`, implicit differentiation via "
-            f"`lax.custom_root`/`optimistix`), or use `{eqxi}.while_loop(..., max_steps=N, "
-            'kind="checkpointed")` or a `lax.scan`/`fori_loop` with static bounds.',
+            f"{what} in code that reverse-mode AD differentiates ({{trace}}): JAX raises "
+            "\"Reverse-mode differentiation does not work for lax.while_loop\" when it "
+            f"differentiates through it. {fix}",
+            requires=tuple(requires),
         )
+
+
+def _arg(call: cst.Call, pos: int, kw: str):
+    args = positional(call)
+    if pos < len(args):
+        return args[pos].value
+    a = keyword(call, kw)
+    return a.value if a is not None else None
 
 
 def _integer_only(expr) -> bool:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import libcst as cst
 
 from ..core.rule import UNSAFE, Rule, RuleFix
-from . import _ad
-from ._helpers import trace_reason
 
 DEBUGGERS = frozenset(
     {"pdb.set_trace", "ipdb.set_trace", "pudb.set_trace", "pdb.post_mortem", "ipdb.post_mortem"}
@@ -17,12 +15,11 @@ DEBUGGERS = frozenset(
 class PythonDebugUnderJit(Rule):
     code = "EQX210"
 
-    def visit_With(self, node: cst.With) -> None:  # records `with` blocks on ctx.stack
-        pass
-
-    def _active(self) -> bool:
+    def _active(self, node) -> bool:
+        """In a function (JAX never traces module code), outside `jax.ensure_compile_time_eval()`
+        and tracer-guarded branches. Whether the function is traced is the project's call."""
         ctx = self.ctx
-        return ctx.in_traced() and not ctx.scope.function.host and not _ad.in_compile_time_eval(ctx)
+        return ctx.scope.function is not None and not ctx.values.is_quiet(node)
 
     def visit_Call(self, node: cst.Call) -> None:
         ctx = self.ctx
@@ -33,7 +30,7 @@ class PythonDebugUnderJit(Rule):
                 return
         elif qn not in DEBUGGERS:
             return
-        if not self._active():
+        if not self._active(node):
             return
         jax = ctx.alias_for("jax") or "jax"
         fix = None
@@ -44,53 +41,63 @@ class PythonDebugUnderJit(Rule):
                 replacements=[(node, f"{jax}.debug.breakpoint()")],
                 imports=[("jax", None)] if ctx.aliases.get(jax) != "jax" else [],
             )
-        self.report(
+        if ctx.imports_module("equinox"):
+            alt = " or run with `EQX_ON_ERROR=breakpoint` and `eqx.error_if`"
+        else:
+            alt = ""
+        self.report_traced(
             node,
-            f"`{ctx.code(func)}()` in traced code ({trace_reason(ctx.scope)}): it stops once, at "
-            "trace time, where every array is an abstract tracer with no value. Use "
-            f"`{jax}.debug.breakpoint()` (stops at run time with the values) or run with "
-            "`EQX_ON_ERROR=breakpoint` and `eqx.error_if`.",
+            f"`{ctx.code(func)}()` in traced code ({{trace}}): it stops once, at trace time, where "
+            f"the arrays are abstract tracers with no values. Use `{jax}.debug.breakpoint()` "
+            f"(stops at run time with the values){alt}.",
             fix=fix,
         )
 
+    def _error_if(self) -> str:
+        ctx = self.ctx
+        if ctx.imports_module("equinox"):
+            eqx = ctx.alias_for("equinox") or "eqx"
+            return f"`x = {eqx}.error_if(x, bad, \"message\")`"
+        return "`jax.experimental.checkify.check(ok, \"message\")` (with `checkify.checkify`)"
+
     def visit_Assert(self, node: cst.Assert) -> None:
         ctx = self.ctx
-        if not self._active():
+        if not self._active(node.test):
             return
-        names = _ad.traced_names(ctx, ctx.scope)
-        if not _ad.is_traced_expr(ctx, node.test, names):
+        cond = ctx.values.truth(node.test)
+        if not cond:
             return
-        eqx = ctx.alias_for("equinox") or "eqx"
-        self.report(
+        self.report_traced(
             node,
-            f"`assert` on a traced value in traced code ({trace_reason(ctx.scope)}): "
-            "`bool()` of a tracer raises a TracerBoolConversionError (and under `python -O` the "
-            f"check vanishes). Use `x = {eqx}.error_if(x, jnp.logical_not(cond), \"message\")`, "
-            "which checks the run-time values; keep `assert` for static facts (`.shape`, "
-            "`isinstance`).",
+            "`assert` on a traced value in traced code ({trace}): `bool()` of a tracer raises a "
+            "TracerBoolConversionError (and under `python -O` the check vanishes). Use "
+            f"{self._error_if()}, which checks the run-time values; keep `assert` for static "
+            "facts (`.shape`, `isinstance`).",
+            cond=cond,
         )
 
     def visit_If(self, node: cst.If) -> None:
         ctx = self.ctx
-        if not self._active():
-            return
-        names = _ad.traced_names(ctx, ctx.scope)
-        if not _ad.is_traced_expr(ctx, node.test, names):
+        if not self._active(node.test):
             return
         raises = list(_direct_raises(node.body))
         if isinstance(node.orelse, cst.Else):  # `else: raise` is guarded by the same test
             raises += list(_direct_raises(node.orelse.body))
         if not raises:
             return
-        eqx = ctx.alias_for("equinox") or "eqx"
+        cond = ctx.values.truth(node.test)
+        if not cond:
+            return
+        test = " ".join(ctx.code(node.test).split())
+        if len(test) > 60:
+            test = test[:57] + "..."
         for r in raises:
-            self.report(
+            self.report_traced(
                 r,
-                f"`raise` guarded by a traced condition (`{ctx.code(node.test)}`) in traced code "
-                f"({trace_reason(ctx.scope)}): the `if` cannot be decided while tracing and "
-                "fails with a concretization error instead of your message. Use "
-                f"`x = {eqx}.error_if(x, cond, \"message\")` (or `eqx.branched_error_if`), which "
-                "raises at run time.",
+                f"`raise` guarded by a traced condition (`{test}`) in traced code ({{trace}}): the "
+                "`if` cannot be decided while tracing and fails with a TracerBoolConversionError "
+                f"instead of your message. Use {self._error_if()}, which raises at run time.",
+                cond=cond,
             )
 
 

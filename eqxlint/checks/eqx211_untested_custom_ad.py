@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..semantics import names as S
 from ..core.diagnostics import Diagnostic
 from ..core.rule import ProjectRule, Rule
+from ..project.paths import is_test_path
+from ..semantics import names as S
+from ..semantics.values import FN
 from ..syntax.walker import iter_subtree
 
 KEY = "eqx211"
@@ -44,15 +46,9 @@ VMAP_CHECKERS = {
 }
 FD_NAME_HINTS = ("finite_diff", "finite_difference", "numerical_grad", "numerical_jvp", "numerical_jacobian", "fd_grad", "fd_jvp", "check_grads", "check_jvp", "check_vjp", "check_primitive")
 VMAP_NAME_HINTS = ("check_vmap",)
-
-
-def _is_test_path(path: str) -> bool:
-    p = path.replace("\\", "/")
-    name = p.rsplit("/", 1)[-1]
-    return (
-        "/tests/" in p or "/test/" in p or p.startswith(("tests/", "test/")) or name.startswith("test_")
-        or name.endswith(("_test.py", "_tests.py")) or name == "conftest.py"
-    )
+# Comparisons of computed values with expected ones (`assert`, `np.testing.assert_allclose`,
+# `jnp.allclose`, `self.assertAllClose`, `chex.assert_trees_all_close`).
+COMPARE_NAME_HINTS = ("assert", "allclose", "isclose", "almost_equal", "array_equal")
 
 
 def _is_test_name(name) -> bool:
@@ -117,7 +113,7 @@ class UntestedCustomAD(Rule, ProjectRule):
     def end_file(self) -> None:
         ctx = self.ctx
         path = ctx.path
-        test_file = _is_test_path(path)
+        test_file = is_test_path(path)
         facts = {"tests": False, "defs": [], "units": [], "prototype": False}
         facts["prototype"] = _is_prototype_path(path) or PROTOTYPE_MARK in ctx.source
         if not test_file:
@@ -131,6 +127,7 @@ class UntestedCustomAD(Rule, ProjectRule):
             if facts["defs"] or prim_defs:
                 self._add_callers(facts["defs"] + prim_defs)
             facts["prim_callers"] = {d["name"]: d["outer"] for d in prim_defs}
+            facts["prim_keys"] = {d["name"]: d.get("keys", []) for d in prim_defs}
         units = self._test_units(test_file)
         if units is not None:
             facts["tests"] = units[0]
@@ -158,7 +155,9 @@ class UntestedCustomAD(Rule, ProjectRule):
                     kind = "custom VJP"
             if kind is None:
                 continue
-            out.append(self._def_fact(scope.node.name, scope.name, kind, scope, scope.node))
+            fact = self._def_fact(scope.node.name, scope.name, kind, scope, scope.node)
+            fact["keys"] = [scope.ref]
+            out.append(fact)
         for assign, scope in ctx.assigns:
             val = assign.value
             if not isinstance(val, cst.Call):
@@ -167,10 +166,16 @@ class UntestedCustomAD(Rule, ProjectRule):
             if qn not in S.CUSTOM_JVP and qn not in S.CUSTOM_VJP:
                 continue
             kind = "custom JVP" if qn in S.CUSTOM_JVP else "custom VJP"
+            wrapped = ctx.values.of(val.args[0].value) if val.args else None
             for t in assign.targets:
                 if isinstance(t.target, cst.Name):
                     fn = scope.function
-                    out.append(self._def_fact(t.target, t.target.value, kind, fn or scope, assign))
+                    fact = self._def_fact(t.target, t.target.value, kind, fn or scope, assign)
+                    keys = [f"{ctx.module_name}.{t.target.value}"] if fn is None else []
+                    if wrapped is not None and wrapped.kind == FN and wrapped.ref:
+                        keys.append(wrapped.ref)
+                    fact["keys"] = keys
+                    out.append(fact)
         return out
 
     def _add_callers(self, defs: list) -> None:
@@ -178,6 +183,7 @@ class UntestedCustomAD(Rule, ProjectRule):
         public wrapper exercises the custom rule inside it. `_name` is also reached as `name`."""
         ctx = self.ctx
         mentions: dict = {}
+        refs: dict = {}
         for scope in ctx.scopes:
             if scope.kind == "function" and scope.name and (
                 scope.parent is ctx.module_scope
@@ -185,6 +191,7 @@ class UntestedCustomAD(Rule, ProjectRule):
             ):
                 # Attribute names (`self._f`) are Name nodes too.
                 mentions[scope.name] = {n.value for n in iter_subtree(scope.node.body, (cst.Name,))}
+                refs.setdefault(scope.name, []).append(scope.ref)
         for d in defs:
             reach = {d["name"], *d["outer"]}
             frontier = set(reach)
@@ -197,6 +204,9 @@ class UntestedCustomAD(Rule, ProjectRule):
             aliases = reach - {d["name"]}
             aliases |= {n.lstrip("_") for n in reach if n.startswith("_") and n.lstrip("_")}
             d["outer"] = sorted(aliases)
+            # The project's call graph finds the callers in other modules (a public wrapper).
+            keys = set(d.get("keys", ())) | {r for n in reach - {d["name"]} for r in refs.get(n, ())}
+            d["keys"] = sorted(keys)
 
     def _def_fact(self, node, name: str, kind: str, scope, hint) -> dict:
         ctx = self.ctx
@@ -239,9 +249,11 @@ class UntestedCustomAD(Rule, ProjectRule):
         info = {}
         for scope in candidates:
             names = set()
-            fd = vmap = False
-            for node in iter_subtree(scope.node, (cst.Name, cst.Attribute, cst.Call, cst.BinaryOperation, cst.SimpleString)):
-                if isinstance(node, cst.Name):
+            fd = vmap = derivative = compared = False
+            for node in iter_subtree(scope.node, (cst.Name, cst.Attribute, cst.Call, cst.BinaryOperation, cst.SimpleString, cst.Assert)):
+                if isinstance(node, cst.Assert):
+                    compared = True
+                elif isinstance(node, cst.Name):
                     names.add(node.value)
                 elif isinstance(node, cst.Attribute):
                     names.add(node.attr.value)
@@ -257,8 +269,14 @@ class UntestedCustomAD(Rule, ProjectRule):
                         fd = True
                     if qn in VMAP_CHECKERS or any(h in low for h in VMAP_NAME_HINTS):
                         vmap = True
+                    if S.TRANSFORM_KIND.get(qn) == "ad":
+                        derivative = True  # jax.grad / jvp / jacrev / eqx.filter_grad ...
+                    if any(h in low for h in COMPARE_NAME_HINTS):
+                        compared = True
                 elif isinstance(node, cst.BinaryOperation) and _is_fd_quotient(node):
                     fd = True
+            # A derivative compared with expected (analytic) values checks the rule too.
+            fd = fd or (derivative and compared)
             info[id(scope)] = (scope.name, names, fd, vmap)
         # One level through same-file helpers: a test calling `_check(f)` where `_check` does the
         # finite-difference comparison.
@@ -318,6 +336,7 @@ class UntestedCustomAD(Rule, ProjectRule):
                     any_tests = any_tests or has
                     names |= cov
             return any_tests, names
+        callers = _Callers(index)
         out = []
         for path, f in facts_by_path.items():
             if f["prototype"]:
@@ -328,6 +347,8 @@ class UntestedCustomAD(Rule, ProjectRule):
             for d in f["defs"]:
                 if d["name"] in seen or any(o in seen for o in d["outer"]):
                     continue
+                if callers.names(d.get("keys", ())) & seen:
+                    continue  # a test of a public wrapper in another module
                 out.append(Diagnostic(
                     code=cls.code,
                     message=(
@@ -351,8 +372,10 @@ class UntestedCustomAD(Rule, ProjectRule):
             if not has_tests:
                 continue
             var = qual.rsplit(".", 1)[-1]
-            callers = f.get("prim_callers", {}).get(var, [])
-            if var in seen or (prim.name and prim.name in seen) or any(c in seen for c in callers):
+            outer = f.get("prim_callers", {}).get(var, [])
+            if var in seen or (prim.name and prim.name in seen) or any(c in seen for c in outer):
+                continue
+            if callers.names(f.get("prim_keys", {}).get(var, ())) & seen:
                 continue
             out.append(Diagnostic(
                 code=cls.code,
@@ -366,4 +389,56 @@ class UntestedCustomAD(Rule, ProjectRule):
                 filename=prim.path, row=prim.row, column=prim.col, end_row=prim.end_row,
                 end_column=prim.end_col, severity="info", noqa_row=prim.row, line_text=prim.line_text,
             ))
+        return out
+
+
+class _Callers:
+    """The project functions that reach given functions through calls (up to three levels), from
+    the project call graph: a test of a public wrapper in another module exercises the custom
+    rule inside it."""
+
+    DEPTH = 3
+
+    def __init__(self, index):
+        self.index = index
+        self._rev = None
+
+    def _reverse(self) -> dict:
+        if self._rev is None:
+            from ..project.callgraph import KIND, TO
+
+            g = self.index.graph
+            rev: dict = {}
+            for f in g.fns.values():
+                for e in f.edges:
+                    if e[KIND] not in ("call", "wrap", "arg"):
+                        continue
+                    for key in set(g.resolve(e[TO])) | {self.index.canonical(e[TO])}:
+                        rev.setdefault(key, set()).add(f.ref)
+            self._rev = rev
+        return self._rev
+
+    def names(self, keys) -> set:
+        if not keys:
+            return set()
+        rev = self._reverse()
+        keys = {self.index.canonical(k) for k in keys} | set(keys)
+        seen = set(keys)
+        frontier = set(keys)
+        for _ in range(self.DEPTH):
+            new = set()
+            for k in frontier:
+                new |= rev.get(k, set())
+            new -= seen
+            if not new:
+                break
+            seen |= new
+            frontier = new
+        out = set()
+        for ref in seen - keys:
+            name = ref.rsplit(".", 1)[-1]
+            if len(name) > 2 and not name.startswith(("<", "__")):
+                out.add(name)
+                if name.startswith("_") and name.lstrip("_"):
+                    out.add(name.lstrip("_"))
         return out
