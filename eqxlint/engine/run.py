@@ -180,6 +180,7 @@ def lint_source(source: str, path: str, run: RunConfig, module_name: str = "", i
             (code, node, message, fix, requires, ctx.scope, stack[-1] if stack else None)
         )
         ctx.build(events)
+        ctx.values  # the value analysis: every collector and most rules ask it
         _replay(ctx, events, run, result)
         result.facts = _portable_facts(ctx.facts)
         if any(r[4] is not None for r in ctx.reports):

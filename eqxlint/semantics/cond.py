@@ -119,12 +119,14 @@ def substitute(c: frozenset, args: dict, staged: bool) -> frozenset:
 
 # ---------------------------------------------------------------------------- JSON
 def to_json(c: frozenset) -> list:
-    out = []
-    for a in sorted(c, key=_order):
-        if type(a) is str:
-            out.append(a)
-        else:
-            out.append(["r", a[1], [[k, to_json(v)] for k, v in a[2]]])
+    if not c:
+        return []
+    simple = [a for a in c if type(a) is str]
+    if len(simple) == len(c):
+        return sorted(simple)
+    out = sorted(simple)
+    for a in sorted((a for a in c if type(a) is not str), key=_order):  # noqa: B905
+        out.append(["r", a[1], [[k, to_json(v)] for k, v in a[2]]])
     return out
 
 
@@ -139,4 +141,4 @@ def from_json(data) -> frozenset:
 
 
 def _order(a):
-    return (0, a) if type(a) is str else (1, a[1], repr(a[2]))
+    return (a[1], len(a[2]), tuple(str(k) for k, _ in a[2]))

@@ -83,9 +83,9 @@ class FlowEngine:
 
     def block(self, body, state):
         """Run a block; returns (state, terminated)."""
-        if isinstance(body, cst.IndentedBlock):
+        if type(body) is cst.IndentedBlock:
             stmts = body.body
-        elif isinstance(body, cst.SimpleStatementSuite):
+        elif type(body) is cst.SimpleStatementSuite:
             stmts = (body,)
         elif isinstance(body, (list, tuple)):
             stmts = body
@@ -180,9 +180,9 @@ class FlowEngine:
         s1, end1 = self.block(st.body, s1)
         s2 = d.branch(st, st.test, False, d.copy(state))
         end2 = False
-        if isinstance(st.orelse, cst.If):
+        if type(st.orelse) is cst.If:
             s2, end2 = self._if(st.orelse, s2)
-        elif isinstance(st.orelse, cst.Else):
+        elif type(st.orelse) is cst.Else:
             s2, end2 = self.block(st.orelse.body, s2)
         live = [s for s, ended in ((s1, end1), (s2, end2)) if not ended]
         if not live:
@@ -195,7 +195,7 @@ class FlowEngine:
         body_state = state
         for _ in range(2):
             cur = d.copy(body_state)
-            if isinstance(st, cst.While):
+            if type(st) is cst.While:
                 d.expr(st.test, cur)
                 d.test(st, st.test, cur)
                 cur = d.branch(st, st.test, True, cur)

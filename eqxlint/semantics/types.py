@@ -67,7 +67,7 @@ DATA_CLASS_BASES = frozenset(
 
 def _qual(ctx, expr) -> Optional[str]:
     qn = ctx.qualname(expr)
-    if qn is None and isinstance(expr, (cst.Name, cst.Attribute)):
+    if qn is None and type(expr) in (cst.Name, cst.Attribute):
         from ..syntax.nodes import dotted
 
         qn = dotted(expr)
@@ -76,9 +76,9 @@ def _qual(ctx, expr) -> Optional[str]:
 
 def annotation_expr(ann):
     """The expression of an annotation, with string annotations parsed."""
-    if isinstance(ann, cst.Annotation):
+    if type(ann) is cst.Annotation:
         ann = ann.annotation
-    if isinstance(ann, (cst.SimpleString, cst.ConcatenatedString)):
+    if type(ann) in (cst.SimpleString, cst.ConcatenatedString):
         text = ann.evaluated_value
         if isinstance(text, str):
             try:
@@ -90,11 +90,11 @@ def annotation_expr(ann):
 
 
 def _is_none(expr) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "None"
+    return type(expr) is cst.Name and expr.value == "None"
 
 
 def _elements(sub: cst.Subscript) -> list:
-    return [e.slice.value for e in sub.slice if isinstance(e.slice, cst.Index)]
+    return [e.slice.value for e in sub.slice if type(e.slice) is cst.Index]
 
 
 def annotation_kind(ctx, ann) -> tuple:
@@ -104,11 +104,11 @@ def annotation_kind(ctx, ann) -> tuple:
     expr = annotation_expr(ann)
     if expr is None:
         return None, None
-    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.BitOr):
+    if type(expr) is cst.BinaryOperation and type(expr.operator) is cst.BitOr:
         parts = [p for p in (expr.left, expr.right) if not _is_none(p)]
         kinds = {annotation_kind(ctx, p) for p in parts}
         return kinds.pop() if len(kinds) == 1 else (None, None)
-    if isinstance(expr, cst.Subscript):
+    if type(expr) is cst.Subscript:
         qn = _qual(ctx, expr.value) or ""
         last = qn.rsplit(".", 1)[-1]
         elems = _elements(expr)
@@ -128,7 +128,7 @@ def annotation_kind(ctx, ann) -> tuple:
         if qn in PYTREE_TYPES or last == "PyTree":
             return "pytree", None
         if qn in _CONTAINERS:
-            real = [e for e in elems if not isinstance(e, cst.Ellipsis)]
+            real = [e for e in elems if not type(e) is cst.Ellipsis]
             if real and all(annotation_kind(ctx, e)[0] == "static" for e in real):
                 return "static", None
             return "container", None
@@ -148,7 +148,7 @@ def annotation_kind(ctx, ann) -> tuple:
         return "pytree", None
     if qn in _CONTAINERS:
         return "container", None
-    if isinstance(expr, cst.Name):
+    if type(expr) is cst.Name:
         for d in ctx.module_scope.lookup_def(expr.value):
             if d.kind == "class":
                 return "class", d.ref
@@ -179,7 +179,7 @@ def is_scalar_annotation(ctx, ann) -> bool:
     expr = annotation_expr(ann)
     if expr is None:
         return False
-    if isinstance(expr, cst.Subscript):
+    if type(expr) is cst.Subscript:
         qn = _qual(ctx, expr.value) or ""
         if qn in _LITERAL:
             return True
@@ -187,7 +187,7 @@ def is_scalar_annotation(ctx, ann) -> bool:
             real = [e for e in _elements(expr) if not _is_none(e)]
             return bool(real) and all(is_scalar_annotation(ctx, e) for e in real)
         return False
-    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.BitOr):
+    if type(expr) is cst.BinaryOperation and type(expr.operator) is cst.BitOr:
         real = [p for p in (expr.left, expr.right) if not _is_none(p)]
         return bool(real) and all(is_scalar_annotation(ctx, p) for p in real)
     return _qual(ctx, expr) in ("int", "bool", "str")
@@ -207,7 +207,7 @@ def static_type_text(ctx, ann) -> Optional[str]:
 
 def is_abstract_var(ctx, ann) -> bool:
     expr = annotation_expr(ann)
-    if isinstance(expr, cst.Subscript):
+    if type(expr) is cst.Subscript:
         expr = expr.value
     return expr is not None and (_qual(ctx, expr) or "") in ABSTRACT_VARS
 
@@ -222,9 +222,9 @@ def module_type(ctx, annotation) -> Optional[str]:
     expr = annotation_expr(annotation)
     if expr is None:
         return None
-    if isinstance(expr, cst.BinaryOperation):
+    if type(expr) is cst.BinaryOperation:
         return module_type(ctx, expr.left) or module_type(ctx, expr.right)
-    if isinstance(expr, cst.Subscript):
+    if type(expr) is cst.Subscript:
         qn = ctx.qualname(expr.value)
         if qn in _OPTIONAL:
             for el in _elements(expr):
@@ -237,7 +237,7 @@ def module_type(ctx, annotation) -> Optional[str]:
         return qn
     if qn is not None and qn in ctx.external_module_classes:
         return qn
-    if isinstance(expr, cst.Name):
+    if type(expr) is cst.Name:
         for d in ctx.module_scope.lookup_def(expr.value):
             if d.kind == "class":
                 return d.name if ctx.is_module_class(d) else None
@@ -253,11 +253,11 @@ def class_kind(ctx, cls_scope) -> str:
     if ctx.is_module_class(cls_scope):
         return "module"
     for dec in cls_scope.node.decorators:
-        expr = dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator
+        expr = dec.decorator.func if type(dec.decorator) is cst.Call else dec.decorator
         if (ctx.qualname(expr) or "") in DATA_CLASS_DECORATORS:
             return "data"
     for b in cls_scope.node.bases:
-        val = b.value.value if isinstance(b.value, cst.Subscript) else b.value
+        val = b.value.value if type(b.value) is cst.Subscript else b.value
         if (ctx.qualname(val) or "") in DATA_CLASS_BASES:
             return "data"
     return "plain"
@@ -266,9 +266,9 @@ def class_kind(ctx, cls_scope) -> str:
 def class_statements(cls_node: cst.ClassDef) -> list:
     out = []
     body = cls_node.body
-    stmts = body.body if isinstance(body, cst.IndentedBlock) else [body]
+    stmts = body.body if type(body) is cst.IndentedBlock else [body]
     for stmt in stmts:
-        if isinstance(stmt, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+        if type(stmt) in (cst.SimpleStatementLine, cst.SimpleStatementSuite):
             out.extend(stmt.body)
         else:
             out.append(stmt)
@@ -280,7 +280,7 @@ def field_call_kind(ctx, value) -> Optional[str]:
     `struct.field(pytree_node=False)` or a dataclass field with `metadata={"static": True}`;
     'dynamic' for an explicit `static=False`; 'converter' when a converter may turn the value
     into an array; 'field' for another field call; None for a plain default or no value."""
-    if not isinstance(value, cst.Call):
+    if not type(value) is cst.Call:
         return None
     qn = ctx.qualname(value.func) or ""
     if qn == "equinox.static_field":
@@ -292,9 +292,9 @@ def field_call_kind(ctx, value) -> Optional[str]:
                 return "static" if _is_true(arg.value) else "dynamic"
             if kw == "pytree_node":
                 return "static" if _is_false(arg.value) else "dynamic"
-            if kw == "metadata" and isinstance(arg.value, cst.Dict):
+            if kw == "metadata" and type(arg.value) is cst.Dict:
                 for el in arg.value.elements:
-                    if isinstance(el, cst.DictElement) and isinstance(el.key, cst.SimpleString) \
+                    if type(el) is cst.DictElement and type(el.key) is cst.SimpleString \
                             and el.key.evaluated_value in ("static", "pytree_node"):
                         truth = _is_true(el.value) if el.key.evaluated_value == "static" else _is_false(el.value)
                         return "static" if truth else "dynamic"
@@ -306,11 +306,11 @@ def field_call_kind(ctx, value) -> Optional[str]:
 
 
 def _is_true(expr) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "True"
+    return type(expr) is cst.Name and expr.value == "True"
 
 
 def _is_false(expr) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "False"
+    return type(expr) is cst.Name and expr.value == "False"
 
 
 class Field:
@@ -331,7 +331,7 @@ def own_fields(ctx, cls_scope) -> dict:
         return cached
     out = {}
     for small in class_statements(cls_scope.node):
-        if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
+        if type(small) is cst.AnnAssign and type(small.target) is cst.Name:
             if is_abstract_var(ctx, small.annotation):
                 continue
             ck = field_call_kind(ctx, small.value)
@@ -356,12 +356,12 @@ def local_bases(ctx, cls_scope) -> tuple:
     for b in cls_scope.node.bases:
         if b.keyword is not None:
             continue
-        val = b.value.value if isinstance(b.value, cst.Subscript) else b.value
+        val = b.value.value if type(b.value) is cst.Subscript else b.value
         qn = ctx.qualname(val) or ""
         if qn in ("equinox.Module", "typing.Generic", "Generic", "typing.Protocol", "abc.ABC", "object"):
             continue
         local = None
-        if isinstance(val, cst.Name) and cls_scope.parent is not None:
+        if type(val) is cst.Name and cls_scope.parent is not None:
             for d in cls_scope.parent.lookup_def(val.value):
                 if d.kind == "class":
                     local = d

@@ -234,6 +234,8 @@ class FileValues(Domain):
         self._key_params: frozenset = frozenset()  # the current function's key parameters
         self._key_names: frozenset = frozenset()  # names it uses as keys
         self.engine = FlowEngine(self)
+        # Tracer tests only exist in files that mention them.
+        self._guards = bool(TRACER_GUARD.search(ctx.source))
 
     # ------------------------------------------------------------------ driver
     def run(self) -> None:
@@ -284,7 +286,7 @@ class FileValues(Domain):
         summ = self._sum
         node = scope.node
         summ.params = self._params(scope, state)
-        if isinstance(node, cst.Lambda):
+        if type(node) is cst.Lambda:
             v = self.expr_val(node.body, state)
             summ.ret = v.cond
             if v.kind == FN:
@@ -302,7 +304,7 @@ class FileValues(Domain):
         p = node.params
         out = []
         items = [(x, False, None) for x in p.posonly_params] + [(x, False, None) for x in p.params]
-        if isinstance(p.star_arg, cst.Param):
+        if type(p.star_arg) is cst.Param:
             items.append((p.star_arg, False, "*"))
         items += [(x, True, None) for x in p.kwonly_params]
         if p.star_kwarg is not None:
@@ -378,9 +380,9 @@ class FileValues(Domain):
     def truth(self, expr) -> frozenset:
         """The condition under which `bool(expr)` meets a tracer (and so raises)."""
         inner = expr
-        while isinstance(inner, cst.UnaryOperation) and isinstance(inner.operator, cst.Not):
+        while type(inner) is cst.UnaryOperation and type(inner.operator) is cst.Not:
             inner = inner.expression
-        if isinstance(inner, cst.BooleanOperation):
+        if type(inner) is cst.BooleanOperation:
             left = self.truth(inner.left)
             # The right operand runs only when the left one lets it: a guard such as
             # `not_tracer(i) and i > 0`, `isinstance(x, int) and x > 0` or a static flag
@@ -484,7 +486,7 @@ class FileValues(Domain):
                 self.bind(node.target, v, state, node.value)
         else:  # AugAssign
             v = self.expr_val(node.value, state)
-            if isinstance(node.target, cst.Name):
+            if type(node.target) is cst.Name:
                 old = state.get(node.target.value) or self._lookup(node.target.value) or _UNK
                 new = _binop(old, v)
                 self._set(node.target.value, new, state)
@@ -502,11 +504,11 @@ class FileValues(Domain):
         elif tp is cst.Tuple or tp is cst.List:
             els = target.elements
             items = v.items if v.kind == BOX else None  # (a Q's items hold its call node)
-            if items is None and isinstance(value, (cst.Tuple, cst.List)) and len(value.elements) == len(els):
+            if items is None and type(value) in (cst.Tuple, cst.List) and len(value.elements) == len(els):
                 items = tuple(self.of(e.value) for e in value.elements)
-            star = any(isinstance(e, cst.StarredElement) for e in els)
+            star = any(type(e) is cst.StarredElement for e in els)
             for i, el in enumerate(els):
-                if isinstance(el, cst.StarredElement):
+                if type(el) is cst.StarredElement:
                     ev = Val(BOX, v.cond)
                 elif items is not None and not star and i < len(items):
                     ev = items[i]
@@ -525,13 +527,13 @@ class FileValues(Domain):
                 fv = _fn_value(v)
                 if kind is not None and fv is not None:
                     self._sum.edges.append(Edge(fv.ref, "rule", target, label=kind))
-                elif kind is not None and v.kind == UNK and isinstance(value, cst.Call):
+                elif kind is not None and v.kind == UNK and type(value) is cst.Call:
                     for a in value.args:  # ad.primitive_jvps[p] = partial(rule, ...) / wrap(rule)
                         av = _fn_value(self.of(a.value))
                         if av is not None:
                             self._sum.edges.append(Edge(av.ref, "rule", target, label=kind))
                 for el in target.slice:
-                    if isinstance(el.slice, cst.Index):
+                    if type(el.slice) is cst.Index:
                         self.expr_val(el.slice.value, state)
 
     def _set(self, name: str, v: Val, state: dict) -> None:
@@ -554,18 +556,18 @@ class FileValues(Domain):
 
     def enter_region(self, stmt, state):
         quiet = False
-        if isinstance(stmt, cst.If):
+        if type(stmt) is cst.If:
             # `if isinstance(x, jax.core.Tracer): ... else: <concrete-only code>`: the code
             # knows what it is doing in both branches.
-            quiet = bool(TRACER_GUARD.search(self.ctx.code(stmt.test)))
-        elif isinstance(stmt, cst.With):
+            quiet = self._guards and bool(TRACER_GUARD.search(self.ctx.code(stmt.test)))
+        elif type(stmt) is cst.With:
             for item in stmt.items:
                 it = item.item
-                if isinstance(it, cst.Call) and (self.ctx.qualname(it.func) or "") in COMPILE_TIME:
+                if type(it) is cst.Call and (self.ctx.qualname(it.func) or "") in COMPILE_TIME:
                     quiet = True
                 if item.asname is not None:
                     self.bind(item.asname.name, _UNK, state)
-        else:  # try: a handler for tracer errors means the body may meet tracers on purpose
+        elif self._guards:  # try: a handler for tracer errors: the body meets tracers on purpose
             for h in stmt.handlers:
                 if h.type is not None and TRACER_GUARD.search(self.ctx.code(h.type)):
                     quiet = True
@@ -600,7 +602,7 @@ class FileValues(Domain):
         scope = self.ctx.scope_of.get(id(stmt))
         if scope is None:
             return
-        if isinstance(stmt, cst.ClassDef):
+        if type(stmt) is cst.ClassDef:
             v = Val(CLS, ref=scope.ref)
             self._methods(stmt, state)
         else:
@@ -632,7 +634,7 @@ class FileValues(Domain):
                     v = self._apply(d, [v], [None], dec, state, decorator=True)
 
     def other(self, small, state) -> None:
-        if isinstance(small, (cst.Global, cst.Nonlocal)):
+        if type(small) in (cst.Global, cst.Nonlocal):
             return
 
     # ------------------------------------------------------------------ expressions
@@ -709,17 +711,17 @@ class FileValues(Domain):
         if tp is cst.BinaryOperation:
             a = self.expr_val(e.left, state)
             b = self.expr_val(e.right, state)
-            if isinstance(e.operator, cst.MatrixMultiply):
+            if type(e.operator) is cst.MatrixMultiply:
                 self._array_use(a)
                 self._array_use(b)
-            if isinstance(e.operator, cst.Modulo) and isinstance(e.left, (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)):
+            if type(e.operator) is cst.Modulo and type(e.left) in (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString):
                 return _STATIC
             return _binop(a, b, e.operator)
         if tp is cst.UnaryOperation:
             v = self.expr_val(e.expression, state)
             if type(v.lit) is int and type(e.operator) is cst.Minus:
                 return _int_of(-v.lit)
-            if isinstance(e.operator, cst.Not):
+            if type(e.operator) is cst.Not:
                 return Val(ARR, v.cond) if v.kind in (ARR, KEY) and v.cond else _STATIC
             return v if v.kind in (ARR, RAW, STATIC) else Val(RAW, v.cond)
         if tp is cst.BooleanOperation:
@@ -739,7 +741,7 @@ class FileValues(Domain):
         if tp is cst.Dict:
             conds = []
             for el in e.elements:
-                if isinstance(el, cst.DictElement):
+                if type(el) is cst.DictElement:
                     self.expr_val(el.key, state)
                 conds.append(self.expr_val(el.value, state).cond)
             return Val(BOX, C.join(*conds))
@@ -754,7 +756,7 @@ class FileValues(Domain):
             return v
         if tp is cst.FormattedString:
             for part in e.parts:
-                if isinstance(part, cst.FormattedStringExpression):
+                if type(part) is cst.FormattedStringExpression:
                     self.expr_val(part.expression, state)
             return _STATIC
         if tp is cst.StarredElement:
@@ -804,7 +806,7 @@ class FileValues(Domain):
         """An attribute of an instance: a field (by its declared kind) or a method."""
         ctx = self.ctx
         cls = ctx.class_by_ref(base.ref) if base.ref else None
-        self_access = isinstance(e.value, cst.Name) and base.src is not None and e.value.value == base.src and self._is_self(base)
+        self_access = type(e.value) is cst.Name and base.src is not None and e.value.value == base.src and self._is_self(base)
         if cls is None:
             # A class of another file or library: methods are found by the project index.
             if base.ref and not base.ref.startswith(("jax.", "equinox.", "numpy.")):
@@ -843,7 +845,7 @@ class FileValues(Domain):
         base = self.expr_val(e.value, state)
         idx = None
         for el in e.slice:
-            if isinstance(el.slice, cst.Index):
+            if type(el.slice) is cst.Index:
                 idx = self.expr_val(el.slice.value, state)
             else:
                 for part in (el.slice.lower, el.slice.upper, el.slice.step):
@@ -853,7 +855,7 @@ class FileValues(Domain):
         if k == STATIC:
             return _STATIC
         if k == BOX:
-            if base.items is not None and len(e.slice) == 1 and isinstance(e.slice[0].slice, cst.Index):
+            if base.items is not None and len(e.slice) == 1 and type(e.slice[0].slice) is cst.Index:
                 i = _int_literal(e.slice[0].slice.value)
                 if i is not None and -len(base.items) <= i < len(base.items):
                     return base.items[i]
@@ -870,17 +872,17 @@ class FileValues(Domain):
     def _comparison(self, e: cst.Comparison, state: dict) -> Val:
         left = self.expr_val(e.left, state)
         conds = []
-        left_str = isinstance(e.left, (cst.SimpleString, cst.ConcatenatedString))
+        left_str = type(e.left) in (cst.SimpleString, cst.ConcatenatedString)
         prev = left
         static = True
         for ct in e.comparisons:
             v = self.expr_val(ct.comparator, state)
             op = ct.operator
-            if isinstance(op, (cst.Is, cst.IsNot, cst.In, cst.NotIn)):
+            if type(op) in (cst.Is, cst.IsNot, cst.In, cst.NotIn):
                 prev = v
                 continue
             static = False
-            if left_str or isinstance(ct.comparator, (cst.SimpleString, cst.ConcatenatedString)):
+            if left_str or type(ct.comparator) in (cst.SimpleString, cst.ConcatenatedString):
                 prev = v
                 continue  # comparing with a string: a configuration flag
             for side in (prev, v):
@@ -901,7 +903,7 @@ class FileValues(Domain):
             for cond in f.ifs:
                 self.expr_val(cond.test, inner)
             f = f.inner_for_in
-        if isinstance(e, cst.DictComp):
+        if type(e) is cst.DictComp:
             self.expr_val(e.key, inner)
             v = self.expr_val(e.value, inner)
         else:
@@ -910,17 +912,17 @@ class FileValues(Domain):
 
     def _iter_bind(self, target, it, state: dict) -> None:
         ctx = self.ctx
-        if isinstance(it, cst.Call):
-            qn = ctx.qualname(it.func) if isinstance(it.func, (cst.Name, cst.Attribute)) else None
+        if type(it) is cst.Call:
+            qn = ctx.qualname(it.func) if type(it.func) in (cst.Name, cst.Attribute) else None
             args = [a.value for a in it.args if a.keyword is None and not a.star]
             if qn == "range":
                 self.bind(target, _STATIC, state)
                 return
-            if qn == "enumerate" and args and isinstance(target, (cst.Tuple, cst.List)) and len(target.elements) == 2:
+            if qn == "enumerate" and args and type(target) in (cst.Tuple, cst.List) and len(target.elements) == 2:
                 self.bind(target.elements[0].value, _STATIC, state)
                 self.bind(target.elements[1].value, _element(self.of(args[0])), state)
                 return
-            if qn == "zip" and isinstance(target, (cst.Tuple, cst.List)) and len(target.elements) == len(args):
+            if qn == "zip" and type(target) in (cst.Tuple, cst.List) and len(target.elements) == len(args):
                 for el, a in zip(target.elements, args):
                     self.bind(el.value, _element(self.of(a)), state)
                 return
@@ -1005,7 +1007,7 @@ class FileValues(Domain):
         if k == INST:
             self._edge_call(Val(FN, ref=f"{f.ref}.__call__", skip=1), args, argnodes, node)
             return Val(RAW, C.ret(f"{f.ref}.__call__", self._argconds(args, argnodes, 1)))
-        if k in (ARR, RAW, KEY) and isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+        if k in (ARR, RAW, KEY) and type(node) is cst.Call and type(node.func) is cst.Attribute:
             base = self.of(node.func.value)
             meth = node.func.attr.value
             if base.src is not None and meth in ARRAY_ONLY_ATTRS:
@@ -1165,7 +1167,7 @@ class FileValues(Domain):
                     self._sum.edges.append(Edge(a.ref, "rule", node, label=kind))
             if rule is None and not positional:
                 return Val(Q, ref=qn, raw=f.raw)  # @eqxi.filter_primitive_jvp(...) factory
-            return positional[0][0] if isinstance(node, cst.Decorator) and positional else _UNK
+            return positional[0][0] if type(node) is cst.Decorator and positional else _UNK
         if qn in S.HOST_CALLBACKS:
             self._hand_over(args, nodes, node, T.short(qn), kind="host")
             return Val(ARR, C.join(C.STAGED_ONLY, *(a.cond for a in args[1:] if a.kind != FN)))
@@ -1242,15 +1244,15 @@ class FileValues(Domain):
     def _transform(self, f: Val, qn: str, args: list, nodes: list, node, state) -> Val:
         """A transform applied to functions: wrap them (jit/vmap/grad/...) or trace them now
         (lax bodies, eval_shape, jvp)."""
-        spec_call = node if isinstance(node, cst.Call) else None
+        spec_call = node if type(node) is cst.Call else None
         if f.items:  # partial(jax.jit, static_argnums=...)(fn): the spec is on the partial
             spec_call = f.items[0]
-        if isinstance(node, cst.Decorator):
+        if type(node) is cst.Decorator:
             dec = node.decorator
-            spec_call = dec if isinstance(dec, cst.Call) else spec_call
+            spec_call = dec if type(dec) is cst.Call else spec_call
         positional = [a for a, an in zip(args, nodes) if an is None or (an.keyword is None and not an.star)]
         extra = []
-        if isinstance(spec_call, cst.Call):
+        if type(spec_call) is cst.Call:
             pa = [a.value for a in spec_call.args if a.keyword is None and not a.star]
             extra = pa[1:] if not f.items else pa[2:]
         spec = T.wrap_spec(qn, spec_call, extra)
@@ -1274,7 +1276,7 @@ class FileValues(Domain):
                 targets.append(Val(FN, ref=f"%{self._sum.ref}:{v.src}"))
         label = T.short(qn)
         if not targets:
-            if not positional and isinstance(node, cst.Call):
+            if not positional and type(node) is cst.Call:
                 return Val(Q, ref=qn, raw=f.raw, items=(node,))  # jax.jit(static_argnums=...) factory
             return Val(ARR, C.join(C.STAGED_ONLY, *(a.cond for a in args)))
         if qn in S.WRAPPERS:
@@ -1425,19 +1427,19 @@ def _element(v: Val) -> Val:
 
 
 def _int_literal(expr) -> Optional[int]:
-    if isinstance(expr, cst.Integer):
+    if type(expr) is cst.Integer:
         return int(expr.evaluated_value)
-    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus) and isinstance(expr.expression, cst.Integer):
+    if type(expr) is cst.UnaryOperation and type(expr.operator) is cst.Minus and type(expr.expression) is cst.Integer:
         return -int(expr.expression.evaluated_value)
     return None
 
 
 def _literal_default(expr) -> bool:
-    if isinstance(expr, (cst.Integer, cst.Float, cst.SimpleString, cst.Imaginary, cst.ConcatenatedString)):
+    if type(expr) in (cst.Integer, cst.Float, cst.SimpleString, cst.Imaginary, cst.ConcatenatedString):
         return True
-    if isinstance(expr, cst.Name) and expr.value in ("None", "True", "False"):
+    if type(expr) is cst.Name and expr.value in ("None", "True", "False"):
         return True
-    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.expression, (cst.Integer, cst.Float)):
+    if type(expr) is cst.UnaryOperation and type(expr.expression) in (cst.Integer, cst.Float):
         return True
     return False
 
@@ -1469,24 +1471,24 @@ def _names_in(expr) -> list:
 
 def _called_attribute(node) -> Optional[str]:
     """`defjvp` for `f.defjvp(...)` or the decorator `@f.defjvp`."""
-    expr = node.func if isinstance(node, cst.Call) else node.decorator if isinstance(node, cst.Decorator) else None
-    if isinstance(expr, cst.Call):
+    expr = node.func if type(node) is cst.Call else node.decorator if type(node) is cst.Decorator else None
+    if type(expr) is cst.Call:
         expr = expr.func
-    return expr.attr.value if isinstance(expr, cst.Attribute) else None
+    return expr.attr.value if type(expr) is cst.Attribute else None
 
 
 def _label(ctx, node) -> str:
     """A short name for what is called: `loss_fn`, `eqx.filter_value_and_grad`."""
-    if isinstance(node, cst.Decorator):
+    if type(node) is cst.Decorator:
         expr = node.decorator
-        expr = expr.func if isinstance(expr, cst.Call) else expr
-    elif isinstance(node, cst.Call):
+        expr = expr.func if type(expr) is cst.Call else expr
+    elif type(node) is cst.Call:
         expr = node.func
     else:
         return ""
-    while isinstance(expr, cst.Call):
+    while type(expr) is cst.Call:
         expr = expr.func
-    qn = ctx.qualname(expr) if isinstance(expr, (cst.Name, cst.Attribute)) else None
+    qn = ctx.qualname(expr) if type(expr) in (cst.Name, cst.Attribute) else None
     if qn is not None and qn.startswith(("jax.", "equinox.")):
         return T.short(qn)
     from ..syntax.nodes import dotted
@@ -1495,16 +1497,16 @@ def _label(ctx, node) -> str:
 
 
 def _is_flag(expr) -> bool:
-    while isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Not):
+    while type(expr) is cst.UnaryOperation and type(expr.operator) is cst.Not:
         expr = expr.expression
-    return isinstance(expr, (cst.Name, cst.Attribute))
+    return type(expr) in (cst.Name, cst.Attribute)
 
 
 def _has_guard_call(ctx, expr) -> bool:
     from ..syntax.walker import iter_subtree
 
     for node in iter_subtree(expr, (cst.Call,)):
-        qn = ctx.qualname(node.func) if isinstance(node.func, (cst.Name, cst.Attribute)) else None
+        qn = ctx.qualname(node.func) if type(node.func) in (cst.Name, cst.Attribute) else None
         if qn not in ("len",):
             return True
     return False
@@ -1514,16 +1516,16 @@ def _narrowing(ctx, expr, positive: bool) -> list:
     """Names a test proves static in one branch: `isinstance(x, (int, float))` (true branch),
     `not isinstance(...)` (false branch), `x is None`."""
     neg = False
-    while isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Not):
+    while type(expr) is cst.UnaryOperation and type(expr.operator) is cst.Not:
         expr = expr.expression
         neg = not neg
     want = positive != neg
-    if isinstance(expr, cst.Call) and want and (ctx.qualname(expr.func) or "") == "isinstance" and len(expr.args) == 2:
+    if type(expr) is cst.Call and want and (ctx.qualname(expr.func) or "") == "isinstance" and len(expr.args) == 2:
         target, types_ = expr.args[0].value, expr.args[1].value
-        if isinstance(target, cst.Name):
-            elems = [e.value for e in types_.elements] if isinstance(types_, cst.Tuple) else [types_]
+        if type(target) is cst.Name:
+            elems = [e.value for e in types_.elements] if type(types_) is cst.Tuple else [types_]
             if elems and all((ctx.qualname(t) or "") in PYTHON_TYPES for t in elems):
                 return [target.value]
-    if isinstance(expr, cst.BooleanOperation) and isinstance(expr.operator, cst.And) and want:
+    if type(expr) is cst.BooleanOperation and type(expr.operator) is cst.And and want:
         return _narrowing(ctx, expr.left, True) + _narrowing(ctx, expr.right, True)
     return []
