@@ -148,8 +148,8 @@ class RawJitOnModule(Rule):
         eqx = self.ctx.alias_for("equinox") or "eqx"
         if how == CLOSES:
             return (
-                f"`jax.jit` applied to {what}, which {reason}: `jax.jit` does not trace the "
-                "function it is given, so the Module's arrays are compiled in as constants (one "
+                f"`jax.jit` applied to {what}, which {reason}: `jax.jit` treats the callable it "
+                "wraps as fixed code, not as an input, so the Module's arrays are compiled in as constants (one "
                 f"compilation per Module value). Use `{eqx}.filter_jit`, which traces the "
                 "Module's arrays as inputs and keeps its other fields static."
             )
