@@ -82,7 +82,7 @@ class ModuleAbstractOrFinal(Rule):
                         fn.name,
                         f"`{cls.name}.{name}` overrides the concrete method `{anc.name}.{name}` of "
                         f"the concrete Module `{base.name}`: which implementation runs then depends "
-                        "on the subclass, and Equinox's abstract-or-final design forbids it. Make "
+                        "on the subclass, which Equinox's abstract-or-final guideline advises against. Make "
                         f"the base abstract (`Abstract{base.name}` with `@abc.abstractmethod "
                         f"def {name}`) and give each concrete subclass its own implementation.",
                     )
