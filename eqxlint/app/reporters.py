@@ -104,7 +104,52 @@ def to_json_dict(d, texts: _Texts) -> dict:
         "noqa_row": d.noqa_row,
         "severity": d.severity,
         "url": _url(d.code),
+        "trace": _json_trace(d),
     }
+    return out
+
+
+def _json_trace(d) -> Optional[list]:
+    """Why the code is traced, when the reason is not local: the steps of the call chain,
+    innermost first (docs/output.md)."""
+    if not d.trace:
+        return None
+    out = []
+    for s in d.trace:
+        step = {
+            "function": s.get("function"),
+            "how": s.get("how"),
+            "by": s.get("by"),
+            "transform": s.get("transform"),
+            "filename": os.path.abspath(s["path"]) if s.get("path") else None,
+            "row": s.get("row"),
+        }
+        if s.get("cell") is not None:
+            step["cell"] = s["cell"]
+        out.append(step)
+    return out
+
+
+def _trace_lines(d, pad: str) -> list:
+    """The call chain under a finding in `full` output, one step a line."""
+    if not d.trace:
+        return []
+    out = []
+    for i, s in enumerate(d.trace):
+        head = f"{pad} = trace: " if i == 0 else f"{pad}          "
+        where = s.get("path") or "?"
+        if s.get("cell") is not None:
+            where += f":cell {s['cell']}"
+        where += f":{s.get('row')}"
+        how = s.get("how") or ""
+        by = s.get("by")
+        if by and how.endswith(" by"):
+            text = f"`{s.get('function')}` {how} `{by}` ({where})"
+        elif by:
+            text = f"`{s.get('function')}` {how} in `{by}` ({where})"
+        else:
+            text = f"`{s.get('function')}` {how} ({where})"
+        out.append(head + text)
     return out
 
 
@@ -171,6 +216,7 @@ def _snippet(d, texts: _Texts) -> list:
     if d.fix is not None:
         tag = "" if d.fix.applicability == SAFE else " (unsafe)"
         out.append(f"{pad} = help: {d.fix.message}{tag}")
+    out.extend(_trace_lines(d, pad))
     doc = registry.doc(d.code)
     if doc is not None:
         out.append(f"{pad} = docs: eqxlint rule {d.code}")

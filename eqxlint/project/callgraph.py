@@ -464,7 +464,8 @@ class CallGraph:
     # ------------------------------------------------------------------ explanations
     def chain(self, ref: str, limit: int = 6, reverse: bool = False) -> list:
         """The steps that reached `ref`, innermost first: dicts with `function`, `path`, `row`,
-        `how` ("called by", "jitted by `jax.jit`", ...) and `by` (the caller). `reverse`: the
+        `how` ("called by", "jitted by `jax.jit`", ...), `by` (the caller) and `transform` (the
+        transform's short name, "eqx.filter_jit", on transform steps; else None). `reverse`: the
         steps that brought reverse-mode AD to it, where they differ."""
         out = []
         seen = set()
@@ -478,7 +479,7 @@ class CallGraph:
             kind = e[KIND]
             caller_fn = self.fns.get(caller)
             step = {"function": _short_ref(cur), "path": path, "row": e[ROW],
-                    "by": None if self._is_module(caller) else _short_ref(caller)}
+                    "by": None if self._is_module(caller) else _short_ref(caller), "transform": None}
             if kind == "rule":
                 step["how"] = "registered as a custom differentiation rule"
                 out.append(step)
@@ -486,6 +487,7 @@ class CallGraph:
             if kind == "wrap" or e[VIA]:
                 qn = e[VIA][-1]["t"] if e[VIA] else ""
                 step["how"] = T.describe(qn)
+                step["transform"] = T.short(qn) if qn else None
                 if kind == "wrap":
                     out.append(step)
                     # A transform applied inside a traced function: keep explaining the caller.
@@ -494,7 +496,10 @@ class CallGraph:
                         continue
                     break
             else:
-                step["how"] = "called by" if kind == "call" else f"passed to `{e[LABEL]}` by"
+                if kind == "call" and e[LABEL] not in _TREE_MAP_LABELS:
+                    step["how"] = "called by"
+                else:  # handed to an external function, or to a tree map that calls it on leaves
+                    step["how"] = f"passed to `{e[LABEL]}` by"
             out.append(step)
             cur = caller if not self._is_module(caller) else None
         return out
@@ -502,6 +507,9 @@ class CallGraph:
     def _is_module(self, ref: str) -> bool:
         f = self.fns.get(ref)
         return f is not None and bool(f.fact.get("module"))
+
+
+_TREE_MAP_LABELS = frozenset(T.short(q) for q in S.TREE_MAPS)
 
 
 def _short_ref(ref: Optional[str]) -> Optional[str]:
