@@ -193,16 +193,34 @@ class PrimitiveFacts:
             return None
         if self._is_primitive_class(qn):
             return "direct"
+        if self._local_primitive_class(call) is not None:
+            return "direct"
+        top = qn.split(".")[0]
+        mine = (ctx.module_name or "").split(".")[0]
+        if (top == mine and mine) or qn.startswith(f"{ctx.module_name}."):
+            return qn
+        return None
+
+    def _local_primitive_class(self, call: cst.Call) -> Optional[Scope]:
+        """The module-level class of this file subclassing `Primitive` that `call` instantiates."""
+        ctx = self.ctx
         if isinstance(call.func, cst.Name):
             for d in ctx.module_scope.lookup_def(call.func.value):
                 if d.kind == "class":
                     for b in d.node.bases:
                         if self._is_primitive_class(ctx.qualname(b.value)):
-                            return "direct"
-        top = qn.split(".")[0]
-        mine = (ctx.module_name or "").split(".")[0]
-        if (top == mine and mine) or qn.startswith(f"{ctx.module_name}."):
-            return qn
+                            return d
+        return None
+
+    def _self_class(self, expr, scope: Scope) -> Optional[str]:
+        """`self` in a method of a module-level class: the class's qualname. Rules registered on
+        `self` (`ad.primitive_jvps[self] = ...` in a `Primitive` subclass's `__init__`) belong
+        to every instance of the class; the project index hands them to those instances."""
+        fn = scope.function
+        if (isinstance(expr, cst.Name) and fn is not None and fn.kind == "function"
+                and fn.cls is not None and fn.cls.parent is self.ctx.module_scope
+                and fn.params and fn.params[0] == expr.value):
+            return f"{self.ctx.module_name}.{fn.cls.name}"
         return None
 
     # -- handlers -----------------------------------------------------------------------
@@ -237,6 +255,9 @@ class PrimitiveFacts:
                         continue
                     if prefix is not None and (kind == "direct" or _looks_primitive(tgt.value, kind)):
                         self._add_def(tgt, val, kind, prefix + tgt.value)
+                        cls = self._local_primitive_class(val) if kind == "direct" else None
+                        if cls is not None:
+                            self.defs[-1]["cls"] = f"{ctx.module_name}.{cls.name}"
         elif prefix is not None and isinstance(val, (cst.Name, cst.Attribute)):
             # X = other_prim / _PRIM: ClassVar = _CONCAT_PRIM  (value aliases)
             t = self._target(val, scope)
@@ -384,6 +405,11 @@ class PrimitiveFacts:
         binds = self._tangent_binds(rule, kinds, api) if "jvp" in kinds and rule is not None else []
         discrete = "abstract_eval" in kinds and self._discrete_output(node)
         for expr in targets:
+            own = self._self_class(expr, scope)
+            if own is not None:
+                # Registered on the instance itself: the class's registrations (see index).
+                self.regs.append({"qual": own, "kinds": list(kinds), "binds": binds, "on_self": True})
+                continue
             t = self._target(expr, scope)
             if t is None:
                 fn = scope.function
@@ -482,6 +508,14 @@ class PrimitiveFacts:
         return sorted(set(out))
 
     def end_file(self) -> None:
+        if self.enabled:
+            # A `Primitive` subclass overriding `abstract_eval` (or `impl`) as a method evaluates
+            # abstractly without `def_abstract_eval`: a class registration, like those on `self`.
+            for cls in self.ctx.module_scope.children:
+                # (The index applies it only to instances of `Primitive` subclasses.)
+                if cls.kind == "class" and "abstract_eval" in cls.defs and cls.node.bases:
+                    self.regs.append({"qual": f"{self.ctx.module_name}.{cls.name}",
+                                      "kinds": ["abstract_eval"], "binds": [], "on_self": True})
         if self.defs or self.regs or self.factories or self.helper_calls or self.value_aliases or self.dynamic:
             self.ctx.facts["primitives"] = {
                 "dynamic": self.dynamic,

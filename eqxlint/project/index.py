@@ -12,7 +12,7 @@ from .collectors import KINDS as KINDS, NONDIFF_MARK as NONDIFF_MARK
 
 
 class Primitive:
-    __slots__ = ("qual", "name", "path", "row", "col", "end_row", "end_col", "nondiff", "rules", "binds", "via", "line_text", "on_class", "discrete")
+    __slots__ = ("qual", "name", "path", "row", "col", "end_row", "end_col", "nondiff", "rules", "binds", "via", "line_text", "on_class", "discrete", "cls")
 
     def __init__(self, d: dict, path: str):
         self.qual = d["qual"]
@@ -26,6 +26,7 @@ class Primitive:
         self.on_class = False  # stored as (or aliased by) a class attribute
         self.discrete = False  # abstract eval returns bool/int: no tangent, no JVP needed
         self.binds: set = set()  # primitives its JVP rule binds on tangents
+        self.cls = d.get("cls")  # the project `Primitive` subclass it is an instance of
 
 
 class ProjectIndex:
@@ -113,6 +114,16 @@ class ProjectIndex:
             if cb in S.PRIMITIVE_CLASSES or cb.endswith(".Primitive") or self._is_primitive_subclass(cb, _seen + (qual,)):
                 return True
         return False
+
+    def _class_chain(self, qual: str, _seen=()) -> list:
+        """The project class and its project bases, nearest first."""
+        c = self.classes.get(qual)
+        if c is None or qual in _seen:
+            return [qual] if c is not None else []
+        out = [qual]
+        for b in c.get("bases", []):
+            out.extend(self._class_chain(self.canonical(b), _seen + (qual,)))
+        return out
 
     # -- conditions of per-file findings ---------------------------------------------------
     @property
@@ -336,11 +347,18 @@ class ProjectIndex:
                             outer.setdefault(int(param), set()).update(inner.get(pos, ()))
             if sum(len(v) for h in helpers.values() for v in h.values()) == before:
                 break
+        class_rules: dict = {}  # Primitive subclass -> kind -> [paths]: registered on `self`
         for path, facts in self.facts.items():
             p = facts.get("primitives")
             if not p:
                 continue
             for reg in p["regs"]:
+                if reg.get("on_self"):
+                    rules = class_rules.setdefault(self.canonical(reg["qual"]), {})
+                    for k in reg["kinds"]:
+                        rules.setdefault(k, []).append(path)
+                    rules.setdefault("_binds", []).extend(reg.get("binds", []))
+                    continue
                 prim = self.primitives.get(self.canonical(reg["qual"]))
                 if prim is not None:
                     for k in reg["kinds"]:
@@ -360,6 +378,15 @@ class ProjectIndex:
                         for k in kinds_by_pos.get(pos, ()):
                             prim.rules.setdefault(k, []).append(f"{call['callee']} (helper)")
 
+        if class_rules:
+            for prim in self.primitives.values():
+                cls = prim.cls or (prim.via if prim.via and self._is_primitive_subclass(self.canonical(prim.via)) else None)
+                for c in self._class_chain(self.canonical(cls)) if cls else ():
+                    for k, where in class_rules.get(c, {}).items():
+                        if k == "_binds":
+                            prim.binds.update(self.canonical(b) for b in where)
+                        else:
+                            prim.rules.setdefault(k, []).extend(where)
         for alias, target in self.value_aliases.items():
             prim = self.primitives.get(self.canonical(target))
             if prim is not None and alias.rpartition(".")[0] in self.classes:
