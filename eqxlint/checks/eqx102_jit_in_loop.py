@@ -8,7 +8,9 @@ import libcst as cst
 
 from ..core.rule import Rule
 from ..project.paths import is_test_path
+from ..semantics import names as S
 from ..semantics.tracing import short
+from ..semantics.values import FN
 from ..syntax.nodes import positional
 from ._modules import bound_in, free_names, iter_local, names_in
 
@@ -96,13 +98,60 @@ class JitInLoop(Rule):
                 return True
         return False
 
-    def _assigned_from_call(self, fn_node, name: str) -> bool:
+    def _assigned_from_call(self, fn_node, name: str) -> Optional[cst.Call]:
         for node in iter_local(fn_node.body, (cst.Assign,)):
             if isinstance(node.value, cst.Call) and any(
                 isinstance(t.target, cst.Name) and t.target.value == name for t in node.targets
             ):
-                return True
-        return False
+                return node.value
+        return None
+
+    def _fresh_call(self, call: cst.Call) -> Optional[str]:
+        """`functools.partial(...)` or a JAX/Equinox transform (`jax.grad(f)`, `jax.vmap(f)`):
+        a new callable object each time it is evaluated (no equality, so no cache hit). Other
+        calls are unknown: `HashablePartial(f, n)` is built per call precisely to compare equal."""
+        qn = self.ctx.qualname(call.func)
+        if qn in ("functools.partial", "partial"):
+            return "a new `functools.partial` object"
+        if qn in S.TRANSFORM_KIND:
+            return f"a new `{short(qn)}(...)` function"
+        return None
+
+    def _fresh(self, fun, fn, jit: str) -> Optional[str]:
+        """What makes the wrapped callable a new object each time the expression is evaluated
+        (so jit's cache, keyed on the callable, misses and it retraces and recompiles), or None
+        when it may be the same function every time (a module-level `def`, `jnp.einsum`, a
+        parameter, a function attribute)."""
+        ctx = self.ctx
+        if isinstance(fun, cst.Lambda):
+            return "a new lambda"
+        if isinstance(fun, cst.Call):
+            return self._fresh_call(fun)
+        if isinstance(fun, cst.Attribute):
+            # A bound method is a new object on every attribute access; jit keeps its trace
+            # cache weakly per callable, so re-wrapping `obj.m` retraces on every call (measured
+            # on JAX 0.10: as slow as a lambda), whether `obj` lives long or not.
+            # `eqx.filter_jit` compares the callable by equality instead: a bound method of the
+            # same object hits its cache; one of an object built anew (no `__eq__`) does not.
+            if isinstance(fun.value, cst.Call) and ctx.qualname(fun.value.func) == "super":
+                bound = True
+            else:
+                v = ctx.values.of(fun)
+                bound = v.kind == FN and v.skip >= 1 and ctx.values.of(fun.value).kind != FN
+            if not bound:
+                return None
+            if jit == "jax.jit":
+                return "a bound method (a new object on every attribute access)"
+            if (isinstance(fun.value, cst.Name) and fn is not None and fun.value.value not in fn.params
+                    and self._assigned_from_call(fn.node, fun.value.value) is not None):
+                return f"a method bound to `{fun.value.value}`, an object made on every call"
+            return None
+        if isinstance(fun, cst.Name) and fn is not None and fun.value not in fn.params:
+            made = self._assigned_from_call(fn.node, fun.value)
+            if made is not None:
+                what = self._fresh_call(made)
+                return f"`{fun.value}`, {what} made on every call" if what else None
+        return None
 
     def _called_in(self, call: cst.Call, loop_node) -> bool:
         """The wrapper is called in the loop: `jit(f)(x)`, or `g = jit(f)` then `g(...)`."""
@@ -143,11 +192,12 @@ class JitInLoop(Rule):
                 return  # built per item and stored/registered, not re-built to be called
             kind = "loop" if isinstance(loop_node, (cst.For, cst.While)) else "comprehension"
             what = "lambda ..." if isinstance(fun, cst.Lambda) else _one_line(ctx, fun)
+            fresh = self._fresh(fun, ctx.scope.function, qn)
             cost = (
-                "a fresh lambda has a new identity each time, so every iteration retraces and "
-                "recompiles" if isinstance(fun, cst.Lambda) else
-                "every iteration re-creates the wrapper and redoes the cache lookup (and "
-                "retraces when the wrapped object changes identity)"
+                f"it wraps {fresh}, which jit's compilation cache does not recognise, so every "
+                "iteration retraces and recompiles" if fresh else
+                "the wrapped function is the same each time, so nothing retraces, but every "
+                "iteration re-creates the wrapper and redoes the cache lookup"
             )
             self.report(
                 node,
@@ -166,13 +216,6 @@ class JitInLoop(Rule):
         if fn is None or fn.kind == "lambda":
             return  # a lambda is usually a one-shot callable handed to something that traces it
         local = set(fn.params) | bound_in(fn.node.body)
-        for a in node.args:
-            if a.value is fun and isinstance(fun, (cst.Name, cst.Attribute, cst.Lambda)):
-                continue
-            if names_in(a.value) & local:
-                return  # configured per call (`out_shardings=s`, `partial(f, n)`): not hoistable
-        if isinstance(fun, cst.Name) and self._assigned_from_call(fn.node, fun.value):
-            return  # `f = HashablePartial(g, mesh)`: a per-call function object built on purpose
         if fn.kind == "function" and fn.name == "main":
             return  # a script's entry point runs once
         where = f"`{fn.name}`"
@@ -204,12 +247,23 @@ class JitInLoop(Rule):
                 requires=self._eager(),
             )
             return
+        # A stable function (a module-level `def`, `jnp.einsum`, a parameter) re-wrapped per
+        # call costs a wrapper and a cache lookup, no retrace: left alone (setup code does it).
+        fresh = self._fresh(fun, fn, qn)
+        if fresh is None:
+            return
+        if isinstance(fun, cst.Attribute):
+            advice = (f"Wrap it once, where the object is made (or jit the method itself), and "
+                      "call that wrapper.")
+        else:
+            advice = (f"Define the function once, jit it once (`{name}` at module level, "
+                      f"{'with non-array arguments static' if name.startswith('eqx.') else 'with `static_argnames=` for Python values'}), "
+                      "and pass the per-call values in as arguments.")
         self.report(
             node,
-            f"`{name}({_one_line(ctx, fun)})(...)` builds a jit wrapper and calls it immediately "
-            f"inside {where}: every call of {where} re-creates the wrapper and redoes the "
-            f"compilation-cache lookup. Build the wrapper once (`{name}` at module level, or "
-            f"decorate the function with `@{name}`) and call that.",
+            f"`{name}({_one_line(ctx, fun)})(...)` in {where} jits {fresh}: jit's compilation "
+            f"cache is keyed on the callable and does not recognise it, so every call of {where} "
+            f"retraces and recompiles. {advice}",
             requires=self._eager(),
         )
 
