@@ -26,6 +26,7 @@ import libcst as cst
 
 from ..core.rule import Rule
 from ..project.paths import is_test_path
+from ..semantics import names as S
 
 _PRIM_NAMES = ("primitive", "prim")
 _PRIM_SUFFIXES = ("_primitive", "_prim", "_p")
@@ -258,14 +259,30 @@ class PrimitiveMatchedByName(Rule):
             found = f"`match` on {desc} with name strings ({shown})"
         else:
             found = f"{desc} compared with name string{'s' if len(vals) > 1 else ''} {shown}"
-        self.report(
-            node,
-            f"Primitive identified by its name: {found}. Names are not identities: two primitives "
-            "can share a name, JAX renames primitives across versions (`pjit` became `jit`), and a "
-            "string test then silently stops matching. Compare the primitive object itself: "
-            "`eqn.primitive is my_p`, or `eqn.primitive in MY_PRIMITIVES` with a set of primitive "
-            "objects (for JAX's own primitives, import them, e.g. from `jax.extend.core.primitives`).",
-        )
+        fix = ("Compare the primitive object itself: `eqn.primitive is my_p`, or `eqn.primitive "
+               "in MY_PRIMITIVES` with a set of primitive objects (for JAX's own primitives, import "
+               "them, e.g. from `jax.extend.core.primitives`).")
+        # A former name tested beside its current one is compatibility code: not stale.
+        former = [v for v in vals if v in S.FORMER_PRIMITIVE_NAMES and S.FORMER_PRIMITIVE_NAMES[v] not in vals]
+        if former:
+            now = [f"`{v}` (now `{S.FORMER_PRIMITIVE_NAMES[v]}`)" if S.FORMER_PRIMITIVE_NAMES[v]
+                   else f"`{v}` (gone)" for v in former]
+            why = (f"{', '.join(now)} {'is' if len(former) == 1 else 'are'} no longer the name of "
+                   f"any JAX primitive (JAX {S.JAX_PRIMITIVE_NAMES_VERSION}) and the current name is "
+                   "not tested, so the test no longer matches those primitives and what it guards "
+                   "silently stops running for them: the hazard of name tests, as JAX renames "
+                   "primitives across versions.")
+        elif all(v in S.JAX_PRIMITIVE_NAMES for v in vals):
+            one = len(vals) == 1
+            why = (f"{'This is a' if one else 'These are'} current JAX primitive name{'' if one else 's'}, "
+                   "so the test works today; but names are not identities: JAX renames primitives "
+                   "across versions (`pjit` became `jit`), and a string test then silently stops "
+                   "matching.")
+        else:
+            why = ("Names are not identities: two primitives can share a name, JAX renames "
+                   "primitives across versions (`pjit` became `jit`), and a string test then "
+                   "silently stops matching.")
+        self.report(node, f"Primitive identified by its name: {found}. {why} {fix}")
 
 
 def _one_line(ctx, node, limit: int = 50) -> str:

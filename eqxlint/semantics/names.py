@@ -325,3 +325,8 @@ EQX_NN_PYTHON_FIELDS = {
     "equinox.nn.Lambda": ("fn",),
 }
 MODULE_BASES = frozenset({"equinox.Module"})
+
+# Primitive names of JAX itself (EQX306; data in primitive_names.py).
+from .primitive_names import FORMER_PRIMITIVE_NAMES as FORMER_PRIMITIVE_NAMES  # noqa: E402
+from .primitive_names import JAX_PRIMITIVE_NAMES as JAX_PRIMITIVE_NAMES  # noqa: E402
+from .primitive_names import JAX_VERSION as JAX_PRIMITIVE_NAMES_VERSION  # noqa: E402
