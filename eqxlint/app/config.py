@@ -7,7 +7,6 @@ import dataclasses
 import fnmatch
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -226,6 +225,3 @@ def is_excluded(path: Path, settings: Settings) -> bool:
             return True
     return False
 
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")

@@ -24,13 +24,6 @@ from .cache import Cache
 from .files import discover
 from ..project.index import KINDS, ProjectIndex
 
-LABELS = {
-    "abstract_eval": "abstract eval",
-    "lowering": "lowering",
-    "jvp": "JVP",
-    "transpose": "transpose",
-    "batching": "batching",
-}
 SHORT = {"abstract_eval": "eval", "lowering": "lower", "jvp": "jvp", "transpose": "transp", "batching": "batch"}
 
 

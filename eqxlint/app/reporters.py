@@ -12,8 +12,6 @@ from .. import __version__
 from ..engine import registry
 from ..core.diagnostics import SAFE
 
-FORMATS = ("concise", "full", "json", "json-lines", "github", "sarif")
-
 
 def _url(code: str) -> Optional[str]:
     doc = registry.doc(code)

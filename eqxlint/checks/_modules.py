@@ -17,10 +17,6 @@ from ..syntax.walker import children
 
 SCOPE_NODES = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
 
-# Kept for EQX104 until its own migration lands (one definition: the semantic layer's).
-is_array_annotation = TY.is_array_annotation
-is_scalar_annotation = TY.is_scalar_annotation
-
 
 def iter_with_parents(root: cst.CSTNode, *, into_scopes: bool = False) -> Iterator[tuple]:
     """Pre-order (node, parent) pairs under `root`; nested functions/lambdas/classes are not

@@ -53,11 +53,7 @@ def _shape_only(scope) -> bool:
         if s is None or id(s) in seen:
             continue
         seen.add(id(s))
-        for site in s.sites:
-            if site.kind in ("callee", "nested") and site.via is not None:
-                todo.append(site.via)
-            else:
-                sites.append(site)
+        sites.extend(s.sites)
         if not s.sites and s.parent is not None:
             todo.append(s.parent.function)
     return bool(sites) and all(site.qualname in _SHAPE_ONLY for site in sites)

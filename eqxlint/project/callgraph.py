@@ -377,9 +377,6 @@ class CallGraph:
         contexts = self._contexts(ref)
         return C.evaluate(cond, contexts[0][0], contexts[0][1], self._returner(contexts), _outer=contexts)
 
-    def reached(self, ref: str) -> bool:
-        return ref in self.ctx
-
     # ------------------------------------------------------------------ classes passed in
     def param_classes(self, ref: str, param: str) -> set:
         """What callers anywhere in the project (traced or not) pass to a parameter: class

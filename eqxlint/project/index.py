@@ -8,7 +8,7 @@ from typing import Optional
 
 from ..semantics import keys as SK
 from ..semantics import names as S
-from .collectors import KINDS as KINDS, NONDIFF_MARK as NONDIFF_MARK
+from .collectors import KINDS as KINDS
 
 
 class Primitive:
@@ -255,22 +255,6 @@ class ProjectIndex:
             out.extend(n for n in c.get("py", ()) if n not in out)
             todo.extend(self.canonical(b) for b in c.get("bases", []))
         return out or None
-
-    def class_fields(self, qual: str) -> dict:
-        """Fields of a class and its project bases: name -> static?"""
-        out: dict = {}
-        seen = set()
-        todo = [self.canonical(qual)]
-        while todo:
-            q = todo.pop()
-            if q in seen or q not in self.classes:
-                continue
-            seen.add(q)
-            c = self.classes[q]
-            for k, v in c.get("fields", {}).items():
-                out.setdefault(k, v)
-            todo.extend(self.canonical(b) for b in c.get("bases", []))
-        return out
 
     # -- primitives ------------------------------------------------------------------------
     def _resolve_primitives(self) -> None:

@@ -1,8 +1,9 @@
 """The per-file semantic context every rule shares.
 
 Built once per file from the walker's event list (no second traversal): import aliases, a scope
-tree (module, classes, functions, lambdas), which scopes JAX traces and why, which scopes are
-custom-AD rules, and which classes are Equinox Modules.
+tree (module, classes, functions, lambdas), the transforms and rule registrations applied to each
+function in this file (`Scope.sites`), and which classes are Equinox Modules. Whether code is
+traced is the project call graph's answer (`traced_requirement`, `Rule.report_traced`).
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ _BUILTINS = frozenset(dir(builtins))
 
 
 class TraceSite:
-    """Why a scope is traced: a transform applied by decorator or call, or a traced caller."""
+    """A transform applied to a function in this file, by decorator or call, or its registration
+    as a custom differentiation/primitive rule."""
 
-    __slots__ = ("kind", "qualname", "node", "via")
+    __slots__ = ("kind", "qualname", "node")
 
-    def __init__(self, kind: str, qualname: str, node, via=None):
-        self.kind = kind  # "decorator" | "call" | "callee" | "nested" | "rule"
+    def __init__(self, kind: str, qualname: str, node):
+        self.kind = kind  # "decorator" | "call" | "rule"
         self.qualname = qualname
-        self.node = node  # the Decorator / Call node (for kwargs such as static_argnums)
-        self.via = via  # the calling Scope for "callee"/"nested"
+        self.node = node  # the Decorator / Call / Assign node (for kwargs such as static_argnums)
 
     def keyword(self, name: str) -> Optional[cst.BaseExpression]:
         call = self.node
@@ -43,8 +44,8 @@ class TraceSite:
 
 class Scope:
     __slots__ = (
-        "node", "kind", "name", "parent", "cls", "children", "defs", "calls", "traced",
-        "sites", "host", "ad_rule", "params", "info", "ref", "_lambdas",
+        "node", "kind", "name", "parent", "cls", "children", "defs", "calls",
+        "sites", "params", "info", "ref", "_lambdas",
     )
 
     def __init__(self, node, kind: str, name: Optional[str], parent: Optional["Scope"]):
@@ -57,10 +58,9 @@ class Scope:
         self.children: list[Scope] = []
         self.defs: dict[str, list[Scope]] = {}
         self.calls: list[cst.Call] = []
-        self.traced = False
+        # The transforms and rule registrations applied to this function in this file (what
+        # traces it is the project's call graph: `ctx.traced_requirement`, `report_traced`).
         self.sites: list[TraceSite] = []
-        self.host = False
-        self.ad_rule: Optional[str] = None  # "jvp" | "vjp" | "transpose" | "batching" | "lowering"
         self.params: tuple[str, ...] = ()
         self.info: dict = {}  # per-rule scratch space
         # The function's (class's) name across the project: `pkg.mod.f`, `pkg.mod.C.m`,
@@ -75,14 +75,6 @@ class Scope:
         while s is not None and s.kind not in ("function", "lambda"):
             s = s.parent
         return s
-
-    def in_ad_rule(self) -> Optional[str]:
-        s: Optional[Scope] = self
-        while s is not None:
-            if s.ad_rule:
-                return s.ad_rule
-            s = s.parent
-        return None
 
     def lookup_def(self, name: str) -> list["Scope"]:
         """Function/class definitions visible under `name` from this scope (Python's rules:
@@ -99,7 +91,7 @@ class Scope:
         return []
 
     def __repr__(self):  # pragma: no cover
-        return f"<Scope {self.kind} {self.name} traced={self.traced}>"
+        return f"<Scope {self.kind} {self.name}>"
 
 
 def _param_names(params: cst.Parameters) -> tuple[str, ...]:
@@ -234,7 +226,7 @@ class FileContext:
             elif tp is cst.Assign:
                 self.assigns.append((node, cur))
         self._compute_module_classes()
-        self._compute_traced()
+        self._compute_sites()
 
     def _push(self, s: Scope, parent: Scope) -> None:
         base = parent.ref
@@ -344,7 +336,6 @@ class FileContext:
                 return local
         return None
 
-    # ------------------------------------------------------------------ functions
     def resolve_functions(self, expr, scope: Scope) -> list[Scope]:
         """Scopes of the functions an expression passed as a callable refers to."""
         if isinstance(expr, cst.Lambda):
@@ -389,14 +380,12 @@ class FileContext:
                 out.append(val)
         return out
 
-    def _compute_traced(self) -> None:
-        work: list[Scope] = []
-
+    def _compute_sites(self) -> None:
+        """`Scope.sites`: the transforms and rule registrations this file applies to each of its
+        functions (decorators, calls, rule tables). No propagation: whether a function is traced
+        is the project call graph's answer."""
         def mark(scope: Scope, site: TraceSite) -> None:
             scope.sites.append(site)
-            if not scope.traced:
-                scope.traced = True
-                work.append(scope)
 
         transforms = self.transforms
         # Decorators.
@@ -412,22 +401,18 @@ class FileContext:
                         if inner in transforms:
                             mark(scope, TraceSite("decorator", inner, dec))
                         elif inner in S.EQXI_RULE_DECORATORS:
-                            scope.ad_rule = S.EQXI_RULE_DECORATORS[inner]
                             mark(scope, TraceSite("rule", inner, dec))
                     elif qn in transforms:
                         mark(scope, TraceSite("decorator", qn, dec))
                     elif qn in S.EQXI_RULE_DECORATORS:  # @eqxi.filter_primitive_jvp(...)
-                        scope.ad_rule = S.EQXI_RULE_DECORATORS[qn]
                         mark(scope, TraceSite("rule", qn, dec))
                     continue
                 qn = self.qualname(expr)
                 if qn in transforms:
                     mark(scope, TraceSite("decorator", qn, dec))
                 elif qn in S.EQXI_RULE_DECORATORS:
-                    scope.ad_rule = S.EQXI_RULE_DECORATORS[qn]
                     mark(scope, TraceSite("rule", qn, dec))
                 elif isinstance(expr, cst.Attribute) and expr.attr.value in S.CUSTOM_RULE_METHODS:
-                    scope.ad_rule = S.CUSTOM_RULE_METHODS[expr.attr.value]
                     mark(scope, TraceSite("rule", expr.attr.value, dec))
         # Calls.
         for call, scope in self.calls:
@@ -439,42 +424,23 @@ class FileContext:
                     for arg in self.function_args(call, spec):
                         for target in self.resolve_functions(arg, scope):
                             mark(target, TraceSite("call", qn, call))
-                    tangent = S.TANGENT_SOLVE_ARGS.get(qn)
-                    if tangent is not None:
-                        # lax.custom_root(..., tangent_solve) / custom_linear_solve(...,
-                        # transpose_solve): these callables run in tangent/transpose passes.
-                        kind, pos, kw = tangent
-                        for arg in self.function_args(call, ((pos, kw),)):
-                            for target in self.resolve_functions(arg, scope):
-                                target.ad_rule = target.ad_rule or kind
                     continue
                 if qn in S.HOST_CALLBACKS:
-                    if call.args:
-                        for target in self.resolve_functions(call.args[0].value, scope):
-                            target.host = True
                     continue
                 rule = S.RULE_FUNCTION_ARGS.get(qn)
                 if rule is not None:
-                    kind, sl = rule
+                    _, sl = rule
                     for arg in [a for a in call.args if a.keyword is None][sl]:
                         for target in self.resolve_functions(arg.value, scope):
-                            target.ad_rule = target.ad_rule or kind
                             mark(target, TraceSite("rule", qn, call))
                     continue
                 if qn in S.EQXI_RULE_DECORATORS and call.args:
                     for target in self.resolve_functions(call.args[0].value, scope):
-                        target.ad_rule = target.ad_rule or S.EQXI_RULE_DECORATORS[qn]
                         mark(target, TraceSite("rule", qn, call))
                     continue
             if isinstance(func, cst.Attribute) and func.attr.value in S.CUSTOM_RULE_METHODS:
-                kind = S.CUSTOM_RULE_METHODS[func.attr.value]
-                for i, arg in enumerate(a for a in call.args if a.keyword is None and not a.star):
-                    if func.attr.value == "defvjp" and i == 0:
-                        kind_i = "vjp_fwd"
-                    else:
-                        kind_i = kind
+                for arg in (a for a in call.args if a.keyword is None and not a.star):
                     for target in self.resolve_functions(arg.value, scope):
-                        target.ad_rule = target.ad_rule or kind_i
                         mark(target, TraceSite("rule", func.attr.value, call))
         # Assignments into rule tables: ad.primitive_jvps[p] = rule.
         for assign, scope in self.assigns:
@@ -484,33 +450,7 @@ class FileContext:
                     kind = S.REGISTRATION_TABLES.get(self.qualname(t.value) or "")
                     if kind is not None:
                         for fn in self._rule_value_functions(assign.value, scope):
-                            fn.ad_rule = fn.ad_rule or kind
                             mark(fn, TraceSite("rule", kind, assign))
-        # Propagation: nested functions and same-module callees of traced scopes are traced.
-        while work:
-            s = work.pop()
-            for child in s.children:
-                if child.kind in ("function", "lambda") and not child.host:
-                    mark(child, TraceSite("nested", "", None, s))
-            for call in s.calls:
-                for target in self.resolve_functions(call.func, s):
-                    if target is not s:
-                        if s.in_ad_rule() and not target.ad_rule and not self._is_custom_primal(target):
-                            target.ad_rule = s.in_ad_rule()
-                        mark(target, TraceSite("callee", "", call, s))
-
-    def _is_custom_primal(self, scope: Scope) -> bool:
-        """A function decorated with custom_jvp/custom_vjp: calling it inside its own rule
-        evaluates the primal, which is not tangent code."""
-        if scope.kind != "function":
-            return False
-        for dec in scope.node.decorators:
-            expr = dec.decorator
-            if isinstance(expr, cst.Call):
-                expr = expr.args[0].value if expr.args and self.qualname(expr.func) in ("functools.partial", "partial") else expr.func
-            if self.qualname(expr) in S.CUSTOM_JVP | S.CUSTOM_VJP:
-                return True
-        return False
 
     def _rule_value_functions(self, expr, scope: Scope) -> list[Scope]:
         fns = self.resolve_functions(expr, scope)
@@ -604,56 +544,10 @@ class FileContext:
     def is_module_class(self, scope: Scope) -> bool:
         return id(scope.node) in self.module_classes
 
-    def module_type(self, annotation) -> Optional[str]:
-        """If a type annotation names an Equinox Module class, return its name; handles
-        `X`, `"X"`, `Optional[X]`, `X | None`, `eqx.Module`, `eqx.nn.Linear`. Returns the
-        qualified name prefixed with '?' when the class is a project import whose Module-ness
-        only the project index can decide."""
-        if annotation is None:
-            return None
-        if isinstance(annotation, cst.Annotation):
-            annotation = annotation.annotation
-        if isinstance(annotation, cst.SimpleString):
-            text = annotation.evaluated_value
-            if isinstance(text, str) and text.replace(".", "").replace("_", "").isalnum():
-                try:
-                    annotation = cst.parse_expression(text)
-                except Exception:
-                    return None
-            else:
-                return None
-        if isinstance(annotation, cst.BinaryOperation):  # X | None
-            return self.module_type(annotation.left) or self.module_type(annotation.right)
-        if isinstance(annotation, cst.Subscript):
-            qn = self.qualname(annotation.value)
-            if qn in ("typing.Optional", "typing.Union", "Optional", "Union"):
-                for el in annotation.slice:
-                    if isinstance(el.slice, cst.Index):
-                        found = self.module_type(el.slice.value)
-                        if found:
-                            return found
-            return None
-        qn = self.qualname(annotation)
-        if qn is not None and (qn in S.MODULE_BASES or qn.startswith(S.EQX_NN_PREFIX)):
-            return qn
-        if qn is not None and qn in self.external_module_classes:
-            return qn
-        if isinstance(annotation, cst.Name):
-            for d in self.module_scope.lookup_def(annotation.value):
-                if d.kind == "class":
-                    return d.name if id(d.node) in self.module_classes else None
-            if qn is not None and "." in qn and not qn.startswith(("jax", "numpy", "typing")):
-                return "?" + qn
-        return None
-
     # ------------------------------------------------------------------ replay helpers
     @property
     def function(self) -> Optional[Scope]:
         return self.scope.function
-
-    def in_traced(self) -> bool:
-        fn = self.scope.function
-        return fn is not None and fn.traced
 
     @property
     def lines(self) -> list[str]:

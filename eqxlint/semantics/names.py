@@ -56,9 +56,6 @@ CANONICAL_NAMES = {
     "equinox.Module": "equinox.Module",
 }
 
-JIT = frozenset({"jax.jit", "equinox.filter_jit"})
-RAW_JIT = frozenset({"jax.jit"})
-
 # Transforms whose function arguments JAX traces: qualname -> ((position, keyword), ...).
 _F0 = ((0, "fun"),)
 TRANSFORMS: dict[str, tuple] = {

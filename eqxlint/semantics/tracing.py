@@ -18,9 +18,6 @@ import libcst as cst
 
 from . import names as S
 
-UNKNOWN = None  # a spec entry the source does not give literally
-
-
 def _int_list(expr):
     if expr is None:
         return []
