@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import dataclasses
+import hashlib
 import os
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -123,7 +124,7 @@ def _read(path: Path) -> Optional[bytes]:
 
 def lint_files(
     files: Sequence[Path], settings: Settings, run: engine.RunConfig, cache: Cache, jobs: int,
-    notes: list, digests: Optional[dict] = None, mp_context=None,
+    notes: list, digests: Optional[dict] = None, mp_context=None, prepared: Optional[dict] = None,
 ) -> list:
     """Lint files (through the cache). Unreadable files become notes, not crashes. With
     `digests`, records the content hash of the bytes each file's result was computed from.
@@ -137,14 +138,18 @@ def lint_files(
 
             results[i] = notebook.lint_notebook(path, run)
             continue
-        data = _read(path)
-        if data is None:
-            notes.append(f"{path}: cannot read file; skipped")
-            continue
+        known = prepared.get(str(path)) if prepared else None
+        if known is not None:
+            data, modname, is_pkg, key = known
+        else:
+            data = _read(path)
+            if data is None:
+                notes.append(f"{path}: cannot read file; skipped")
+                continue
+            modname, is_pkg = module_name_for(path)
+            key = cache.key(data, str(path), modname)
         if digests is not None:
             digests[str(path)] = fixes.content_hash(data)
-        modname, is_pkg = module_name_for(path)
-        key = cache.key(data, str(path), modname)
         hit = cache.get(key)
         if hit is not None:
             results[i] = hit
@@ -202,13 +207,24 @@ def check_paths(
     store = Cache(cache_root, settings.fingerprint(), enabled=cache)
     notes: list = []
     digests: Optional[dict] = {} if (fix or diff) else None  # what each file's fixes are computed from
-    results = lint_files(files, settings, run, store, jobs, notes, digests)
-    context_results = _project_context(files, settings, run, store, jobs)
+    context_files = _context_files(files, settings)
+    project = None
+    if cache and not (fix or diff):
+        project = _project_entry(paths, files, context_files, settings, run, store)
+        if project is not None and project[2] is not None:
+            return _report_from(project[2], len(files), missing)
+    prepared = project[3] if project is not None else None
+    results = lint_files(files, settings, run, store, jobs, notes, digests, prepared=prepared)
+    context_results = lint_files(context_files, settings, run, store, jobs, [], prepared=prepared) if context_files else []
     diags = _finalize(results, context_results, run)
     report = CheckReport(diags, len(files), [], [], notes, missing, {}, [])
     for r in results:
         report.errors.extend(r.errors)
         report.notes.extend(f"{r.path}: {n}" for n in r.notes)
+    if project is not None and not report.errors and not any(r.errors for r in context_results):
+        store.put_project(project[0], project[1], {
+            "diagnostics": [d.to_dict() for d in diags], "notes": report.notes,
+        })
     if fix or diff:
         _apply_fixes(report, results, context_results, run, unsafe_fixes, write=write and not diff,
                      digests=digests)
@@ -232,9 +248,35 @@ def _localize(results, diags) -> list:
     return notebook.localize(results, diags)
 
 
-def _project_context(files, settings, run, store, jobs) -> list:
-    """Facts of the project's other files, for cross-file rules when only some files are linted
-    (the pre-commit case). Reuses the cache; returns their results (used for facts only)."""
+def _project_entry(paths, files, context_files, settings, run, store):
+    """(slot, key, cached project result or None, prepared file keys) for the project-result
+    cache (`Cache.get_project`), or None where it does not apply (notebooks, unreadable files)."""
+    prepared: dict = {}
+    entries = []
+    for path in list(files) + list(context_files):
+        if path.suffix == ".ipynb":
+            return None
+        data = _read(path)
+        if data is None:
+            return None
+        modname, is_pkg = module_name_for(path)
+        key = store.key(data, str(path), modname)
+        prepared[str(path)] = (data, modname, is_pkg, key)
+        entries.append((str(path), key))
+    invocation = repr((os.getcwd(), [str(p) for p in paths], len(files)))
+    slot = hashlib.sha256(invocation.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    key = store.project_key(entries, settings, repr((sorted(run.enabled), len(files))))
+    return slot, key, store.get_project(slot, key), prepared
+
+
+def _report_from(cached: dict, n_files: int, missing: list) -> CheckReport:
+    diags = [Diagnostic.from_dict(d) for d in cached["diagnostics"]]
+    return CheckReport(diags, n_files, [], [], list(cached["notes"]), missing, {}, [])
+
+
+def _context_files(files, settings) -> list:
+    """The project's other files, whose facts cross-file rules need when only some files are
+    linted (the pre-commit case)."""
     if not _has_project(settings):
         return []
     checked = {os.path.abspath(f) for f in files}
@@ -246,6 +288,13 @@ def _project_context(files, settings, run, store, jobs) -> list:
         f for f in discover([root], settings)
         if os.path.abspath(f) not in checked and f.suffix == ".py"
     ]
+    return others
+
+
+def _project_context(files, settings, run, store, jobs) -> list:
+    """Facts of the project's other files, for cross-file rules when only some files are linted
+    (the pre-commit case). Reuses the cache; returns their results (used for facts only)."""
+    others = _context_files(files, settings)
     if not others:
         return []
     return lint_files(others, settings, run, store, jobs, [])

@@ -55,6 +55,48 @@ class Cache:
         except (OSError, TypeError, ValueError):
             pass  # a read-only or full disk only costs speed
 
+    # ------------------------------------------------------------------ project results
+    # A warm run with nothing changed still had to load every file's result (facts included:
+    # ~40 kB of JSON per file) and rebuild the project's call graph to finalize: 5 s and 580 MB
+    # on the 2,000-file corpus. The project phase is a function of the per-file results, the
+    # settings and the set of files, so its output is cached too, keyed by all of them: one
+    # entry per invocation (the checked paths and the settings), overwritten by the next run.
+
+    def project_key(self, entries: list, settings, extra: str = "") -> str:
+        """`entries`: (path, file key) of every file the project phase sees, in order."""
+        h = hashlib.sha256(repr(settings).encode("utf-8", "surrogatepass"))
+        h.update(extra.encode("utf-8", "surrogatepass"))
+        for path, key in entries:
+            h.update(b"\0" + path.encode("utf-8", "surrogatepass") + b"\0" + key.encode())
+        return h.hexdigest()
+
+    def _project_file(self, slot: str) -> Path:
+        return self.dir / "project" / f"{slot}.json"
+
+    def get_project(self, slot: str, key: str) -> Optional[dict]:
+        if not self.enabled:
+            return None
+        try:
+            with open(self._project_file(slot), "rb") as f:
+                data = json.loads(f.read())
+            if data.get("format") != FORMAT or data.get("version") != __version__ or data.get("key") != key:
+                return None
+            return data["result"]
+        except Exception:
+            return None
+
+    def put_project(self, slot: str, key: str, result: dict) -> None:
+        if not self.enabled:
+            return
+        try:
+            self._prepare()
+            path = self._project_file(slot)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            payload = json.dumps({"format": FORMAT, "version": __version__, "key": key, "result": result})
+            replace_atomic(path, payload.encode("utf-8"))
+        except (OSError, TypeError, ValueError):
+            pass
+
     def _prepare(self) -> None:
         if self._ready:
             return

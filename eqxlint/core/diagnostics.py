@@ -89,8 +89,25 @@ class Diagnostic:
                 edits=tuple(Edit(**e) for e in fix["edits"]),
             )
         if data.get("requires") is not None:
-            data["requires"] = tuple(data["requires"])
+            data["requires"] = _requires(data["requires"])
         return cls(**data)
+
+
+def _condition(c):
+    """A condition read back from JSON as the rule built it: the condition itself a tuple (also
+    the one inside `("not", c)`), its arguments (tracedness conditions: lists) as they were."""
+    if isinstance(c, list) and c and isinstance(c[0], str):
+        c = tuple(c)
+    if isinstance(c, tuple) and len(c) > 1 and c[0] == "not":
+        c = (c[0], _condition(c[1])) + c[2:]
+    return c
+
+
+def _requires(requires):
+    """`Diagnostic.requires` from JSON (the cache): one condition, or a tuple of conditions."""
+    if requires and isinstance(requires[0], str):
+        return _condition(requires)
+    return tuple(_condition(c) for c in requires)
 
 
 class ConfigError(Exception):
