@@ -33,6 +33,7 @@ from . import names as S
 from . import tracing as T
 from . import types as TY
 from .flow import Domain, FlowEngine
+from ..syntax.nodes import int_value
 
 ARR, RAW, BOX, STATIC, KEY, INST, CLS, FN, Q, UNK = (
     "arr", "raw", "box", "static", "key", "inst", "cls", "fn", "q", "unk",
@@ -1390,7 +1391,7 @@ def _int_of(n: int) -> Val:
 
 def _int_val(e) -> Val:
     try:
-        return _int_of(int(e.evaluated_value))
+        return _int_of(int_value(e))
     except (ValueError, TypeError):
         return _STATIC
 
@@ -1428,9 +1429,9 @@ def _element(v: Val) -> Val:
 
 def _int_literal(expr) -> Optional[int]:
     if type(expr) is cst.Integer:
-        return int(expr.evaluated_value)
+        return int_value(expr)
     if type(expr) is cst.UnaryOperation and type(expr.operator) is cst.Minus and type(expr.expression) is cst.Integer:
-        return -int(expr.expression.evaluated_value)
+        return -int_value(expr.expression)
     return None
 
 
