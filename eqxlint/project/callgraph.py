@@ -346,6 +346,7 @@ class CallGraph:
     def _returns_traced(self, callee: str, args: dict, staged: bool, depth: int) -> bool:
         if depth >= MAX_RETURN_DEPTH:
             return False
+        callee, _, item = callee.partition("@")  # "f@i": element `i` of what `f` returns
         targets = self.resolve(callee)
         if not targets:
             canon = self.index.canonical(callee)
@@ -355,11 +356,16 @@ class CallGraph:
         for t in targets:
             fn = self.fns[t]
             params = frozenset(n for k, v in args.items() if v for n in [self._param_at(fn, k, 0)] if n)
-            key = (t, params, staged)
+            ret = fn.ret
+            if item:
+                items = fn.fact.get("flags", {}).get("ri")
+                if items and int(item) < len(items):
+                    ret = C.from_json(items[int(item)])
+            key = (t, params, staged, item)
             hit = self._returns.get(key)
             if hit is None:
                 self._returns[key] = False  # recursion
-                hit = C.evaluate(fn.ret, set(params), staged, self._returner(None, depth + 1))
+                hit = C.evaluate(ret, set(params), staged, self._returner(None, depth + 1))
                 self._returns[key] = hit
             if hit:
                 return True

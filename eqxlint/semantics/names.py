@@ -206,6 +206,23 @@ COLLECTIVES = frozenset(
     }
 )
 
+# `jax.lax` (and `jax.numpy`) helpers that compute plain Python values from static arguments
+# (shapes, dimension specs, padding): never arrays, so never tracers, unlike the rest of the
+# namespace.
+STATIC_RESULTS = frozenset(
+    {
+        "jax.lax.conv_dimension_numbers", "jax.lax.conv_general_permutations",
+        "jax.lax.ConvDimensionNumbers", "jax.lax.ConvGeneralDilatedDimensionNumbers",
+        "jax.lax.padtype_to_pads", "jax.lax.broadcast_shapes", "jax.lax.conv_shape_tuple",
+        "jax.lax.conv_general_shape_tuple", "jax.lax.conv_transpose_shape_tuple",
+        "jax.lax.GatherDimensionNumbers", "jax.lax.ScatterDimensionNumbers",
+        "jax.lax.GatherScatterMode", "jax.lax.RaggedDotDimensionNumbers", "jax.lax.Precision",
+        "jax.lax.DotAlgorithm", "jax.lax.DotAlgorithmPreset", "jax.lax.RoundingMethod",
+        "jax.lax.FftType", "jax.lax.RandomAlgorithm", "jax.lax.dtype", "jax.lax.axis_size",
+        "jax.numpy.broadcast_shapes",
+    }
+)
+
 # Reverse-mode differentiation entry points (EQX205, EQX208).
 REVERSE_AD = frozenset(
     {

@@ -297,6 +297,9 @@ class FileValues(Domain):
         for fact in summ.params:
             if fact["n"] in summ.uses_array:
                 fact["a"] = True
+        ri = summ.flags.pop("ri", None)
+        if ri and len(ri) > 1:
+            summ.flags["ri"] = [C.to_json(c) for c in ri]
         self._flats[id(scope)] = flat
 
     def _params(self, scope, state: dict) -> list:
@@ -513,6 +516,8 @@ class FileValues(Domain):
                     ev = Val(BOX, v.cond)
                 elif items is not None and not star and i < len(items):
                     ev = items[i]
+                elif not star:
+                    ev = _item(v, i)
                 else:
                     ev = _element(v)
                 self.bind(el.value, ev, state)
@@ -584,6 +589,15 @@ class FileValues(Domain):
         v = self.of(stmt.value) if stmt.value is not None else _NONE
         s = self._sum
         s.ret = C.join(s.ret, v.cond)
+        # Per element, while every `return` gives a literal tuple of one length (`return
+        # jnp.var(b), b.size`): an unpacked element is judged by its own condition.
+        items = s.flags.get("ri", ())
+        if items is not None:
+            if v.kind == BOX and v.items is not None and type(stmt.value) in (cst.Tuple, cst.List) and (
+                    not items or len(items) == len(v.items)):
+                s.flags["ri"] = [C.join(a, b.cond) for a, b in zip(items, v.items)] if items else [b.cond for b in v.items]
+            else:
+                s.flags["ri"] = None
         if v.kind == FN and s.ret_fn is None:
             s.ret_fn = (v.ref, v.via)
         c = _class_of(v)
@@ -855,6 +869,10 @@ class FileValues(Domain):
         k = base.kind
         if k == STATIC:
             return _STATIC
+        if k == RAW and len(e.slice) == 1 and type(e.slice[0].slice) is cst.Index:
+            i = _int_literal(e.slice[0].slice.value)
+            if i is not None and i >= 0:
+                return _item(base, i)
         if k == BOX:
             if base.items is not None and len(e.slice) == 1 and type(e.slice[0].slice) is cst.Index:
                 i = _int_literal(e.slice[0].slice.value)
@@ -927,6 +945,18 @@ class FileValues(Domain):
                 for el, a in zip(target.elements, args):
                     self.bind(el.value, _element(self.of(a)), state)
                 return
+            meth = it.func.attr.value if type(it.func) is cst.Attribute and not it.args else None
+            if meth in ("keys", "items") and self.of(it.func.value).kind in (ARR, RAW, BOX, UNK):
+                # A dict's keys are never tracers (tracers are unhashable): a PyTree dict's keys
+                # are its static structure.
+                base = self.of(it.func.value)
+                if meth == "keys":
+                    self.bind(target, _STATIC, state)
+                    return
+                if type(target) in (cst.Tuple, cst.List) and len(target.elements) == 2:
+                    self.bind(target.elements[0].value, _STATIC, state)
+                    self.bind(target.elements[1].value, _element(base), state)
+                    return
         self.bind(target, _element(self.of(it)), state)
 
     # ------------------------------------------------------------------ calls
@@ -1197,7 +1227,7 @@ class FileValues(Domain):
                 for a in args:
                     self._cap_use(a, "array")  # a closed-over parameter given to jnp/lax
             last = qn.rsplit(".", 1)[-1]
-            if qn in STATIC_FUNCS or last.startswith("_") or last in STATIC_LAST:
+            if qn in STATIC_FUNCS or qn in S.STATIC_RESULTS or last.startswith("_") or last in STATIC_LAST:
                 return _STATIC
             if qn in STATIC_ON_STATIC and args and args[0].kind == STATIC:
                 return _STATIC
@@ -1425,6 +1455,16 @@ def _element(v: Val) -> Val:
     if v.kind in (ARR, RAW, BOX):
         return Val(RAW if v.kind != ARR else ARR, v.cond) if v.cond else Val(UNK)
     return _UNK
+
+
+def _item(v: Val, i: int) -> Val:
+    """Element `i` of `v`: of what a project function returns, the element's own condition
+    (`("r", "f@i", args)`, decided by the project from the function's per-element returns)."""
+    if v.kind == RAW and v.ref and v.ref[:2] == "()" and len(v.cond) == 1:
+        (a,) = v.cond
+        if type(a) is tuple and "@" not in a[1]:
+            return Val(RAW, frozenset({("r", f"{a[1]}@{i}", a[2])}))
+    return _element(v)
 
 
 def _int_literal(expr) -> Optional[int]:
