@@ -278,6 +278,19 @@ class CallGraph:
                 contexts = self._contexts(f.ref)
                 for key, cj in e[ARGS]:
                     if C.evaluate(C.from_json(cj), contexts[0][0], contexts[0][1], self._returner(contexts), _outer=contexts):
+                        if key == "**":
+                            # `f(x, **kw)`: the dict fills `**kwargs` and the parameters the call
+                            # needs and does not pass; a defaulted one may keep its default.
+                            given = {k for k, _ in e[ARGS]}
+                            for i, p in enumerate(tf.fact.get("params", ())):
+                                n = p["n"]
+                                if p.get("st") or p.get("d") or p.get("o") or n in given:
+                                    continue
+                                if p.get("kw") or i >= skip and i not in given:
+                                    params.add(n)
+                            if tf.kwstar:
+                                params.add(tf.kwstar)
+                            continue
                         name = self._param_at(tf, key, 0)
                         if name is not None:
                             params.add(name)

@@ -323,6 +323,8 @@ class FileValues(Domain):
                 fact["st"] = star
             if prm.default is not None and _literal_default(prm.default):
                 fact["d"] = True
+            elif prm.default is not None:
+                fact["o"] = True  # optional: a default that is not a literal
             cond = C.param(name)
             if i == 0 and method and not star:
                 fact["k"] = "self"
@@ -1091,6 +1093,8 @@ class FileValues(Domain):
             key = None
             if an is not None and an.keyword is not None:
                 key = an.keyword.value
+            elif an is not None and an.star == "**":
+                key = "**"  # keywords from a dict: which ones is not known
             elif an is not None and an.star:
                 star = C.join(star, a.cond)
                 continue
