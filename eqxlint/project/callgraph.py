@@ -236,7 +236,7 @@ class CallGraph:
 
     def _edge(self, f: Fn, e: list, c: Optional[Ctx]) -> None:
         kind = e[KIND]
-        if kind in ("host", "custom"):
+        if kind in ("host", "custom", "custom_call"):
             return
         if c is None and kind not in ("wrap", "rule"):
             return
@@ -263,6 +263,9 @@ class CallGraph:
         reverse = (c.reverse if c is not None else False) or any(T.reverse(v) for v in via)
         if reverse and any(v.get("t") in S.IMPLICIT_DIFF for v in via):
             reverse = False  # `lax.custom_root`/`custom_linear_solve` differentiate implicitly
+        custom = any(v.get("t") in S.CUSTOM_JVP or v.get("t") in S.CUSTOM_VJP for v in via)
+        if custom:
+            reverse = False  # called through `jax.custom_vjp(f)`: reverse mode uses the rule
         why = (f.ref, e, f.path)
         for target in targets:
             tf = self.fns[target]
@@ -309,7 +312,7 @@ class CallGraph:
                         if found:
                             classes.setdefault(name, set()).update(found)
             # Code run by a rule runs in it: called, traced (`lax.cond`, `jax.vjp`) or handed on.
-            rules = frozenset(c.rules) if c is not None and kind in ("call", "wrap", "arg") else frozenset()
+            rules = frozenset(c.rules) if c is not None and kind in ("call", "wrap", "arg") and not custom else frozenset()
             self._reach(target, params, staged, reverse, why, classes, rules)
 
     def _classes(self, cls: str, caller: Fn, _depth: int = 0) -> set:

@@ -454,7 +454,7 @@ class FileValues(Domain):
         `{"t": qualname, "nd": nondiff_argnums}` (see `tracing.custom_spec`) and `node` the
         decorator or call."""
         return [(e.to, e.via[0] if e.via else {}, e.node)
-                for s in self.summaries.values() for e in s.edges if e.kind == "custom"]
+                for s in self.summaries.values() for e in s.edges if e.kind in ("custom", "custom_call")]
 
     def registered_rules(self) -> dict:
         """ref -> kind ("jvp", "vjp", "vjp_fwd", "transpose", "batching", ...) of the functions
@@ -1212,7 +1212,10 @@ class FileValues(Domain):
             for a in args:
                 a = _fn_value(a) or a
                 if a.kind == FN:
-                    self._sum.edges.append(Edge(a.ref, "custom", node, label=T.short(qn), via=(spec,)))
+                    # `@jax.custom_vjp def f`: `f` is the custom function; `g = jax.custom_vjp(f)`:
+                    # only `g` is, `f` stays a plain function ("custom_call").
+                    kind = "custom" if type(node) is cst.Decorator else "custom_call"
+                    self._sum.edges.append(Edge(a.ref, kind, node, label=T.short(qn), via=(spec,)))
                     return Val(FN, a.cond, a.ref, a.via + (spec,), a.skip, a.bound)
             if type(node) is cst.Call and not positional and not any(
                     an is not None and an.keyword is not None and an.keyword.value == "fun" for an in nodes):
