@@ -24,7 +24,7 @@ class VmapImplicitAxes(Rule):
 
     def __init__(self, ctx, options=None):
         super().__init__(ctx, options)
-        self._decorated: dict = {}  # id(decorator call) -> FunctionDef
+        self._decorated: Optional[dict] = None  # id(decorator call) -> FunctionDef
 
     # ------------------------------------------------------------ visit
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -35,14 +35,20 @@ class VmapImplicitAxes(Rule):
                 qn = ctx.qualname(expr)
                 if qn in VMAPS:
                     self._check(d, qn, ctx.scope_of.get(id(node)), 0, (), None, "decorator")
-            elif type(expr) is cst.Call:
-                self._decorated[id(expr)] = node
 
     def visit_Call(self, node: cst.Call) -> None:
         ctx = self.ctx
         if type(node.func) not in (cst.Name, cst.Attribute):
             return
         qn = ctx.qualname(node.func)
+        if self._decorated is None:
+            # A decorator is visited before its `def` (in the scope the `def` runs in).
+            self._decorated = {}
+            for s in ctx.scopes:
+                if s.kind == "function":
+                    for d in s.node.decorators:
+                        if type(d.decorator) is cst.Call:
+                            self._decorated[id(d.decorator)] = s.node
         dec = self._decorated.get(id(node))
         if qn in VMAPS:
             if _explicit_axes(node, 1):

@@ -347,8 +347,8 @@ class PrimitiveFacts:
         if isinstance(dec, cst.Attribute) and dec.attr.value in S.REGISTRATION_METHODS:
             kind = S.REGISTRATION_METHODS[dec.attr.value]
             if kind != "impl":
-                scope = self.ctx.scope.parent or self.ctx.scope
-                self._register(dec.value, (kind,), node, scope=scope)
+                # (a decorator is visited in the scope the `def` runs in)
+                self._register(dec.value, (kind,), node, scope=self.ctx.scope)
 
     def visit_Return(self, node: cst.Return) -> None:
         if not self.enabled or node.value is None:

@@ -75,6 +75,11 @@ def children(node: cst.CSTNode) -> list:
 
 
 _LEAVE = object()
+_VISIT = object()
+# A function's decorators, parameters (defaults, annotations) and return annotation are
+# evaluated where the `def` (or `lambda`) runs, in the enclosing scope: their events come before
+# the function's visit event, so that rules see them outside the function; the body comes inside.
+_HEADERS = {cst.FunctionDef: ("decorators", "name", "params", "returns", "type_parameters"), cst.Lambda: ("params",)}
 
 
 def walk(root: cst.CSTNode, want: frozenset) -> list:
@@ -92,7 +97,27 @@ def walk(root: cst.CSTNode, want: frozenset) -> list:
         if node is _LEAVE:
             append((pop(), True))
             continue
+        if node is _VISIT:
+            append((pop(), False))
+            continue
         tp = type(node)
+        header = _HEADERS.get(tp)
+        if header is not None:
+            if tp in want:
+                push(node)
+                push(_LEAVE)
+            push(node.body)
+            if tp in want:
+                push(node)
+                push(_VISIT)
+            for name in reversed(header):
+                value = getattr(node, name, None)
+                if type(value) in (tuple, list):
+                    for child in reversed(value):
+                        push(child)
+                elif value is not None:
+                    push(value)
+            continue
         if tp in want:
             append((node, False))
             push(node)
