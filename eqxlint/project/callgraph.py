@@ -117,6 +117,22 @@ class CallGraph:
         return out
 
     def _resolve(self, ref: str, virtual: bool) -> list:
+        if ref[:2] == "()":
+            # the function a project function returns (a decorator's wrapper); "()deco|0=f":
+            # returned by `deco(f)`, whose parameter then holds `f` (read by the wrapper)
+            base, _, given = ref[2:].partition("|")
+            out = []
+            for t in self.resolve(base):
+                for item in given.split(";") if given else ():
+                    key, _, fref = item.partition("=")
+                    name = self._param_at(self.fns[t], int(key) if key.isdigit() else key, 0)
+                    if name is not None and fref not in self.bindings.setdefault((t, name), set()):
+                        self.bindings[(t, name)].add(fref)
+                        self._resolved.pop((f"%{t}:{name}", False), None)
+                rf = self.fns[t].fact.get("ret_fn")
+                if rf and not rf[1] and rf[0] != ref:
+                    out.extend(x for x in self.resolve(rf[0]) if x not in out)
+            return out
         if ref in self.fns:
             found = [ref]
             cls, _, meth = ref.rpartition(".")

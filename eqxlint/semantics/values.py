@@ -626,6 +626,8 @@ class FileValues(Domain):
             v = Val(FN, ref=scope.ref)
         for dec in reversed(stmt.decorators):
             d = self.expr_val(dec.decorator, state)
+            if type(dec.decorator) is cst.Call and (self.ctx.qualname(dec.decorator.func) or "") in _KEEPS_FUNCTION:
+                continue  # `@functools.wraps(fn)`: copies metadata, returns the function itself
             v = self._apply(d, [v], [None], dec, state, decorator=True)
         self._set(stmt.name.value, v, state)
 
@@ -1063,6 +1065,15 @@ class FileValues(Domain):
         self._hand_over(args, argnodes, node, _label(self.ctx, node))
         if k == RAW and f.src is None and self._cap_param:
             self._cap_use(f, "call")  # a closed-over parameter called: a function
+            cap = self._cap_param.get(f)
+            owner = _outer_of(self._scope) if cap is not None else None
+            while owner is not None and owner.kind != "module" and cap[1] not in owner.params:
+                owner = _outer_of(owner)
+            if owner is not None and owner.kind != "module":
+                # a wrapper calling the function its decorator was given: what callers pass there
+                ref = f"%{owner.ref}:{cap[1]}"
+                self._edge_call(Val(FN, ref=ref), args, argnodes, node)
+                return Val(RAW, C.ret(ref, self._argconds(args, argnodes, 0)))
         if k == RAW and f.src is not None:
             # calling a parameter: a function (or a Module) the callers pass
             ref = f"%{self._sum.ref}:{f.src}"
@@ -1142,7 +1153,10 @@ class FileValues(Domain):
         ac = self._argconds(args, argnodes, f.skip)
         if f.bound:
             ac = tuple(f.bound) + ac
-        return Val(RAW, C.ret(f.ref, ac), ref="()" + f.ref)
+        # the functions it is given, for what it returns (a decorator's wrapper: `_transform`)
+        given = tuple((k, fa.ref) for (k, _), a in zip(ac[len(f.bound):], args) for fa in [_fn_value(a)]
+                      if fa is not None and not fa.via and isinstance(k, int)) if not f.via else ()
+        return Val(RAW, C.ret(f.ref, ac), ref="()" + f.ref, items=given or None)
 
     def _hand_over(self, args: list, argnodes: list, node, label: str, kind: str = "arg") -> None:
         for a in args:
@@ -1312,6 +1326,8 @@ class FileValues(Domain):
                 targets.append(_fn_value(v))
             elif v.kind == RAW and v.src is not None:
                 targets.append(Val(FN, ref=f"%{self._sum.ref}:{v.src}"))
+            elif v.kind == RAW and v.ref and v.ref[:2] == "()":
+                targets.append(Val(FN, ref=v.ref + ("|" + ";".join(f"{k}={r}" for k, r in v.items) if v.items else "")))  # `jax.jit(deco(f))`: the function `deco` returns
         label = T.short(qn)
         if not targets:
             if not positional and type(node) is cst.Call:
@@ -1349,6 +1365,7 @@ class FileValues(Domain):
 
 
 # Decorators of methods that the value analysis follows (see `FileValues._methods`).
+_KEEPS_FUNCTION = frozenset({"functools.wraps", "functools.update_wrapper"})
 _METHOD_DECORATORS = frozenset(S.TRANSFORM_KIND) | S.CUSTOM_JVP | S.CUSTOM_VJP | frozenset(S.EQXI_RULE_DECORATORS)
 
 _LITERALS = frozenset({cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString, cst.ConcatenatedString, cst.Ellipsis})
