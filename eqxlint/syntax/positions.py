@@ -229,6 +229,16 @@ class LocalPositions:
         hit = self._found(node)
         if hit is not None:
             return hit
+        if self._full is None:
+            try:  # the fast path uses LibCST internals (`_codegen`, `CodegenState`, `provider._computed`)
+                hit = self._local(node, hint)
+            except (AttributeError, ImportError, TypeError):  # a LibCST without them: public API
+                hit = None
+            if hit is not None:
+                return hit
+        return self._public(node)
+
+    def _local(self, node, hint):
         for k in self._candidates(node, hint):
             hit = self._locate(node, k)
             if hit is not None:
@@ -246,6 +256,10 @@ class LocalPositions:
                 hit = self._locate(node, k)
                 if hit is not None:
                     return hit
+        return None
+
+    def _public(self, node):
+        """`MetadataWrapper.resolve(PositionProvider)` over the whole module (public API)."""
         if self._full is None:
             from libcst.metadata import MetadataWrapper, PositionProvider, WhitespaceInclusivePositionProvider
 
