@@ -19,6 +19,7 @@ from typing import Optional
 import libcst as cst
 
 from ..semantics import names as S
+from ..semantics import values as V
 from ..semantics.context import FileContext, Scope
 from ..syntax.walker import iter_subtree
 from .paths import is_test_path
@@ -120,6 +121,12 @@ class PrimitiveFacts:
         self.factories: dict = {}
         self.value_aliases: dict = {}
         self.dynamic: list = []
+        # Where primitives are bound: {"qual", "n": positional operands (None: starred),
+        # "zt": every operand has a zero tangent (a PRNG key or a static value), "nb": every
+        # operand is static (never batched)}; "uses": primitives handed on otherwise (to a
+        # function, a container, returned, `p.bind` taken as a value): bound somewhere unknown.
+        self.bind_sites: list = []
+        self.prim_uses: list = []
         self.module_names: Optional[set] = None
         # JAX's own source tree defines the framework's core primitives, with rules registered
         # through internal machinery: they are not custom primitives of a project.
@@ -258,7 +265,23 @@ class PrimitiveFacts:
                         cls = self._local_primitive_class(val) if kind == "direct" else None
                         if cls is not None:
                             self.defs[-1]["cls"] = f"{ctx.module_name}.{cls.name}"
-        elif prefix is not None and isinstance(val, (cst.Name, cst.Attribute)):
+        elif prefix is None and isinstance(val, (cst.Name, cst.Attribute)) and fn is not None:
+            # prim = cls._PRIM (a local name for a primitive: its `.bind` sites count), or
+            # self.p = prim / table[k] = prim (handed on: bound somewhere unknown)
+            t = self._prim_ref(val, scope)
+            if t is not None:
+                for tgt in targets:
+                    if isinstance(tgt, cst.Name) and t[0] == "q":
+                        fn.info.setdefault("prim_names", {})[tgt.value] = t[1]
+                    elif not isinstance(tgt, cst.Name):
+                        self._note_use(val, scope)
+        elif isinstance(val, (cst.Tuple, cst.List, cst.Set, cst.Dict)):
+            # a table of primitives (`PRIMS = {"a": a_p}`): bound somewhere unknown
+            for el in getattr(val, "elements", ()):
+                inner = el.value
+                if isinstance(inner, (cst.Name, cst.Attribute)):
+                    self._note_use(inner, scope)
+        if prefix is not None and isinstance(val, (cst.Name, cst.Attribute)):
             # X = other_prim / _PRIM: ClassVar = _CONCAT_PRIM  (value aliases)
             t = self._target(val, scope)
             if t is not None and t[0] == "q":
@@ -309,6 +332,7 @@ class PrimitiveFacts:
         qn = ctx.qualname(node.func)
         positional = [a for a in node.args if a.keyword is None and not a.star]
         kinds = registration_call(qn)
+        self._bind_or_use(node, qn, kinds)
         if kinds is not None and positional:
             rule = positional[1].value if len(positional) > 1 else None
             self._register(positional[0].value, kinds, node, rule=rule, api=qn)
@@ -363,6 +387,10 @@ class PrimitiveFacts:
         # return cast(Primitive, prim)
         if isinstance(val, cst.Call) and self.ctx.qualname(val.func) in ("typing.cast", "cast") and len(val.args) == 2:
             val = val.args[1].value
+        if isinstance(val, (cst.Name, cst.Attribute)):
+            t = self._prim_ref(val, fn)
+            if t is not None and t[0] == "q":
+                self.prim_uses.append(t[1])  # returned: bound wherever the caller binds it
         fact = self._factory(qual, fn)
         if isinstance(val, cst.Name) and val.value in fn.info.get("prims", {}):
             fact["creates"] = True
@@ -403,7 +431,6 @@ class PrimitiveFacts:
             if loop is not None:
                 targets = loop
         binds = self._tangent_binds(rule, kinds, api) if "jvp" in kinds and rule is not None else []
-        discrete = "abstract_eval" in kinds and self._discrete_output(node)
         for expr in targets:
             own = self._self_class(expr, scope)
             if own is not None:
@@ -422,8 +449,6 @@ class PrimitiveFacts:
                 continue
             if t[0] == "q":
                 reg = {"qual": t[1], "kinds": list(kinds), "binds": binds}
-                if discrete:
-                    reg["discrete"] = True
                 self.regs.append(reg)
             else:
                 fn = t[1]
@@ -438,25 +463,61 @@ class PrimitiveFacts:
                     lst = fact["params"].setdefault(str(t[2]), [])
                     lst.extend(k for k in kinds if k not in lst)
 
-    def _discrete_output(self, node) -> bool:
-        """The abstract evaluation registered here returns a boolean or integer dtype (so the
-        primitive's output has no tangent and needs no JVP)."""
+    def _prim_ref(self, expr, scope: Scope):
+        """`_target` of a possible primitive reference, also through a local name bound to one
+        in the same function (`prim = cls._PRIM`). A factory's own primitive (a local or a
+        parameter) marks the factory: what it creates is bound somewhere unknown."""
+        t = self._target(expr, scope)
+        if t is None and isinstance(expr, cst.Name):
+            s = scope.function
+            while s is not None and s.kind in ("function", "lambda"):  # also a closure's
+                q = s.info.get("prim_names", {}).get(expr.value)
+                if q:
+                    return ("q", q)
+                s = s.parent.function if s.parent is not None else None
+        return t
+
+    def _note_use(self, expr, scope: Scope) -> None:
+        t = self._prim_ref(expr, scope)
+        if t is None:
+            return
+        if t[0] == "q":
+            self.prim_uses.append(t[1])
+        else:
+            qual = self._fn_qual(t[1])
+            if qual is not None:
+                self._factory(qual, t[1])["bound"] = True
+
+    def _bind_or_use(self, node: cst.Call, qn, kinds) -> None:
+        """Record a `p.bind(...)` site (with what it is bound with), and primitives handed to
+        other calls (they may be bound there)."""
         ctx = self.ctx
-        fn_expr = None
-        if isinstance(node, cst.Call):
-            args = [a for a in node.args if a.keyword is None]
-            fn_expr = args[0].value if args else None
-        elif isinstance(node, cst.Decorator):
-            scope = ctx.scope if ctx.scope.kind == "function" else None
-            return scope is not None and _DISCRETE.search(ctx.code(scope.node.body)) is not None
-        if fn_expr is None:
-            return False
-        if isinstance(fn_expr, cst.Lambda):
-            return _DISCRETE.search(ctx.code(fn_expr.body)) is not None
-        for fn in ctx.resolve_functions(fn_expr, ctx.scope):
-            if _DISCRETE.search(ctx.code(fn.node.body)):
-                return True
-        return False
+        scope = ctx.scope
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "bind":
+            t = self._prim_ref(func.value, scope)
+            if t is not None and t[0] == "q":
+                ops = [a for a in node.args if a.keyword is None]
+                if any(a.star for a in ops):
+                    self.bind_sites.append({"qual": t[1], "n": None, "zt": False, "nb": False})
+                else:
+                    vals = [ctx.values.of(a.value) for a in ops] if ops else []
+                    static = [v.kind == V.STATIC for v in vals]
+                    zt = all(s or v.kind == V.KEY for s, v in zip(static, vals))
+                    self.bind_sites.append({"qual": t[1], "n": len(ops), "zt": zt, "nb": all(static)})
+            elif t is not None:
+                self._note_use(func.value, scope)
+            return
+        if kinds is not None or (isinstance(func, cst.Attribute) and func.attr.value in S.REGISTRATION_METHODS):
+            return
+        if qn in _INSPECTING:
+            return
+        for a in node.args:
+            val = a.value
+            if isinstance(val, cst.Attribute) and val.attr.value == "bind":
+                val = val.value  # `partial(p.bind, ...)`, `impl=p.bind`
+            if isinstance(val, (cst.Name, cst.Attribute)):
+                self._note_use(val, scope)
 
     def _loop_values(self, name: str):
         for anc in reversed(self.ctx.stack):
@@ -516,8 +577,10 @@ class PrimitiveFacts:
                 if cls.kind == "class" and "abstract_eval" in cls.defs and cls.node.bases:
                     self.regs.append({"qual": f"{self.ctx.module_name}.{cls.name}",
                                       "kinds": ["abstract_eval"], "binds": [], "on_self": True})
-        if self.defs or self.regs or self.factories or self.helper_calls or self.value_aliases or self.dynamic:
+        if self.defs or self.regs or self.factories or self.helper_calls or self.value_aliases or self.dynamic or self.bind_sites or self.prim_uses:
             self.ctx.facts["primitives"] = {
+                "bind_sites": self.bind_sites,
+                "uses": sorted(set(self.prim_uses)),
                 "dynamic": self.dynamic,
                 "aliases": self.value_aliases,
                 "defs": self.defs,
@@ -529,7 +592,7 @@ class PrimitiveFacts:
 
 import re as _re
 
-_DISCRETE = _re.compile(r"\bbool_?\b|\b(u?int(8|16|32|64))\b|float0")
+_INSPECTING = frozenset({"getattr", "setattr", "hasattr", "isinstance", "id", "str", "repr", "print", "type", "hash", "len"})
 
 
 _PRIMITIVE_NAME = _re.compile(r"(?i)(^|_)p$|prim")

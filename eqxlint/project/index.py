@@ -24,9 +24,10 @@ class Primitive:
         self.line_text = d.get("line_text", "")
         self.rules: dict = {}  # kind -> list of "path" strings where registered
         self.on_class = False  # stored as (or aliased by) a class attribute
-        self.discrete = False  # abstract eval returns bool/int: no tangent, no JVP needed
         self.binds: set = set()  # primitives its JVP rule binds on tangents
         self.cls = d.get("cls")  # the project `Primitive` subclass it is an instance of
+        self.sites: list = []  # its `.bind(...)` sites: {"n", "zt", "nb"} (see PrimitiveFacts)
+        self.used = False  # handed on somewhere (a call, a container, a return): bound unknown
 
 
 class ProjectIndex:
@@ -347,8 +348,6 @@ class ProjectIndex:
                 if prim is not None:
                     for k in reg["kinds"]:
                         prim.rules.setdefault(k, []).append(path)
-                    if reg.get("discrete"):
-                        prim.discrete = True
                     prim.binds.update(self.canonical(b) for b in reg.get("binds", []))
             for call in p["helpers"]:
                 callee = self.canonical(call["callee"])
@@ -371,6 +370,65 @@ class ProjectIndex:
                             prim.binds.update(self.canonical(b) for b in where)
                         else:
                             prim.rules.setdefault(k, []).extend(where)
+        unresolved: set = set()  # `X.attr` bound or handed on, naming no known primitive
+        for path, facts in self.facts.items():
+            p = facts.get("primitives")
+            if not p:
+                continue
+            for site in p.get("bind_sites", ()):
+                prim = self.primitives.get(self.canonical(site["qual"]))
+                if prim is not None:
+                    prim.sites.append(site)
+                else:
+                    unresolved.add(self.canonical(site["qual"]))
+            for q in p.get("uses", ()):
+                prim = self.primitives.get(self.canonical(q))
+                if prim is not None:
+                    prim.used = True
+                else:
+                    unresolved.add(self.canonical(q))
+        # A class-attribute primitive (`_PRIM: ClassVar = ...`) may be bound through `cls._PRIM`
+        # in a base-class method, which names the base's attribute: bound somewhere unknown.
+        owners: dict = {}  # primitive -> {(class, attribute)} holding it
+        for alias, target in self.value_aliases.items():
+            cls, _, attr = alias.rpartition(".")
+            if cls in self.classes:
+                owners.setdefault(self.canonical(target), set()).add((cls, attr))
+        for q, prim in self.primitives.items():
+            held = set(owners.get(q, ()))
+            cls, _, attr = q.rpartition(".")
+            if cls in self.classes:
+                held.add((cls, attr))
+            for cls, attr in held:
+                # bound as `cls.<attr>` in a base-class method, or through a subclass
+                if any(f"{c}.{attr}" in unresolved for c in self._class_chain(cls)[1:]):
+                    prim.used = True
+        sub_uses = {}
+        for u in unresolved:
+            x, _, attr = u.rpartition(".")
+            if x in self.classes:
+                for c in self._class_chain(x)[1:]:
+                    sub_uses.setdefault((c, attr), True)
+        if sub_uses:
+            for q, prim in self.primitives.items():
+                held = set(owners.get(q, ()))
+                cls, _, attr = q.rpartition(".")
+                if cls in self.classes:
+                    held.add((cls, attr))
+                if any(h in sub_uses for h in held):
+                    prim.used = True
+        for prim in self.primitives.values():
+            # A factory that binds (or hands on) what it creates: its primitives are bound
+            # somewhere unknown.
+            todo, seen = [prim.via] if prim.via else [], set()
+            while todo and not prim.used:
+                q = self.canonical(todo.pop())
+                if q in seen:
+                    continue
+                seen.add(q)
+                f = factories.get(q) or {}
+                prim.used = bool(f.get("bound"))
+                todo.extend(f.get("returns", []))
         for alias, target in self.value_aliases.items():
             prim = self.primitives.get(self.canonical(target))
             if prim is not None and alias.rpartition(".")[0] in self.classes:
@@ -388,6 +446,24 @@ class ProjectIndex:
         """Does the primitive's own top-level package lower primitives to XLA at all? (An
         exporter such as jax2onnx never does; a monorepo may hold both kinds of package.)"""
         return _top(prim.qual) in self.lowering_packages
+
+    def unbound(self, prim) -> bool:
+        """The primitive is never bound in the project, nor handed on where it could be, and
+        has no rule registered at all: a placeholder (a registry key, a name reserved for
+        later), which no transformation ever meets."""
+        # (A class attribute may get its rules and binds through `cls.<attr>` in a base class.)
+        return not prim.sites and not prim.used and not prim.on_class and not any(prim.rules.values())
+
+    def needs_rule(self, prim, kind: str) -> bool:
+        """Can a transformation ever call the primitive's `kind` rule ("jvp", "batching")?
+        JAX calls a JVP rule only when some operand's tangent is nonzero, and a batching rule
+        only when some operand is batched. False only when every bind site in the project is
+        known and shows operands that cannot carry one: none at all, or only static values
+        (and, for a JVP, PRNG keys); unknown stays True."""
+        if prim.used or not prim.sites:
+            return True
+        flag = "zt" if kind == "jvp" else "nb"
+        return not all(site.get(flag) for site in prim.sites)
 
     def registered(self, prim, kind: str) -> Optional[bool]:
         """True/False, or None when a dynamic registration (in the primitive's own top-level
