@@ -76,11 +76,15 @@ class PythonControlOnTraced(Rule):
             )
         elif kind == "conv":
             name = ctx.code(node.func)
+            static = (
+                f"`static_argnums` / `{ctx.alias_for('equinox') or 'eqx'}.field(static=True)`"
+                if ctx.imports_module("equinox") else "`static_argnames=` / `static_argnums=` of `jax.jit`"
+            )
             msg = (
                 f"`{name}(...)` of a traced value (`{cond_text}`) in traced code ({why}): converting a "
                 "tracer to a Python scalar raises ConcretizationTypeError. Keep it an array "
                 "(`jnp.asarray(x, dtype)` / `x.astype(...)`, `jnp.where` for choices), or make "
-                "the input static (`static_argnums` / `eqx.field(static=True)`)."
+                f"the input static ({static})."
             )
         else:  # item
             attr = node.func.attr.value if isinstance(node.func, cst.Attribute) else "item"

@@ -250,14 +250,26 @@ class HandRolledPrimitive(Rule):
             pos = self.ctx.position(node)
             where = f" (line {pos[0]})" if pos else ""
             labels = ", ".join(_KIND_LABEL.get(k, k) for k in kinds)
+            if self.ctx.imports_module("equinox"):
+                advice = (
+                    "Define it with `eqxi.filter_primitive_def` / `filter_primitive_jvp` / "
+                    "`filter_primitive_transpose` / `filter_primitive_batching` and bind with "
+                    "`eqxi.filter_primitive_bind`, or use `eqxlint.runtime.define_primitive(...)`, "
+                    "which keep static leaves static."
+                )
+            else:
+                # Plain JAX (JAX itself cannot depend on Equinox, nor on the Equinox-based
+                # `eqxlint.runtime`).
+                advice = (
+                    "Bind only arrays as operands and pass the static data (a treedef, "
+                    "callables, config) as hashable keyword parameters of `bind`, which JAX hands "
+                    "to every rule as `**params`."
+                )
             self.report(
                 self.prims[key],
                 f"Primitive `{key}` has rules registered by hand ({labels}) and is bound with a "
                 f"non-array static leaf: {reason}{where}. Every hand-written rule (abstract eval, "
                 "JVP, transpose, batching, lowering) must then thread that static data through "
-                "itself, and one that forgets breaks only under `grad`/`vmap`. Define it with "
-                "`eqxi.filter_primitive_def` / `filter_primitive_jvp` / `filter_primitive_transpose` "
-                "/ `filter_primitive_batching` and bind with `eqxi.filter_primitive_bind`, or use "
-                "`eqxlint.runtime.define_primitive(...)`, which keep static leaves static.",
+                "itself, and one that forgets breaks only under `grad`/`vmap`. " + advice,
                 refs=(pos[0],) if pos else (),
             )

@@ -85,8 +85,14 @@ class SplitByLeafCount(Rule):
                 f"`jr.split` by the leaf count of `{tree}` and paired with its leaves: which key "
                 "goes to which leaf depends on the flattening order, so adding, removing or "
                 "reordering a field silently reshuffles (and correlates across versions) the "
-                "randomness of every leaf. Use `eqxlint.runtime.split_by_tree("
-                f"{key_src}, {tree})` and `jax.tree_util.tree_map` over the resulting key tree.",
+                "randomness of every leaf. " + (
+                    # `eqxlint.runtime` imports Equinox: plain JAX elsewhere.
+                    f"Use `eqxlint.runtime.split_by_tree({key_src}, {tree})`"
+                    if ctx.imports_module("equinox") else
+                    f"Build a key tree: `jax.tree.unflatten(treedef, list(jax.random.split({key_src}, "
+                    "treedef.num_leaves)))` with `treedef = jax.tree.structure("
+                    f"{tree})`"
+                ) + " and `jax.tree_util.tree_map` over the resulting key tree.",
             )
 
     def _num_arg(self, call: cst.Call) -> Optional[cst.BaseExpression]:
