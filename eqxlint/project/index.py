@@ -12,7 +12,7 @@ from .collectors import KINDS as KINDS
 
 
 class Primitive:
-    __slots__ = ("qual", "name", "path", "row", "col", "end_row", "end_col", "nondiff", "rules", "binds", "via", "line_text", "on_class", "discrete", "cls")
+    __slots__ = ("qual", "name", "path", "row", "col", "end_row", "end_col", "nondiff", "rules", "binds", "via", "line_text", "on_class", "cls", "sites", "used")
 
     def __init__(self, d: dict, path: str):
         self.qual = d["qual"]
