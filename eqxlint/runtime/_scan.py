@@ -27,6 +27,16 @@ def _is_float(x: Any) -> bool:
 PER_STEP_MIN_CARRY_BYTES = 1024
 # The largest fan-out (segments per segment) of the "auto" schedule.
 AUTO_MAX_FANOUT = 256
+# A loop of at most this many steps of `f` is unrolled into straight-line code: the
+# innermost blocks of the small-carry "auto" schedule (and of explicit schedules ending
+# in such a block), whose per-loop cost would otherwise dominate when a step is cheap.
+UNROLL_MAX_STEPS = 8
+# The innermost block of the small-carry "auto" schedule.
+SMALL_CARRY_BLOCK = 8
+
+
+def _unroll(steps: int) -> int | bool:
+    return True if steps <= UNROLL_MAX_STEPS else 1
 
 
 def _auto_schedule(length: int, carry_bytes: int | None) -> tuple[int, ...]:
@@ -37,18 +47,29 @@ def _auto_schedule(length: int, carry_bytes: int | None) -> tuple[int, ...]:
       recomputed once more saving every carry, and differentiated one step at a time:
       sizes `(..., ceil(n^(1/k)), 1)`; memory ~`k n^(1/k)` carries, `k` extra forward
       passes.
-    - a smaller carry: the per-step work is too small to pay for that extra pass, and the
-      residuals are tiny: the innermost blocks of ~n^(1/k)/2 steps are differentiated as a
-      plain `lax.scan`: sizes `(..., ceil(n^(1/k) / 2))`; `k - 1` extra forward passes.
+    - a smaller carry: a step is cheap, so the cost is in the number of loops and of
+      operations, and a step's residuals (several carries: the body's intermediates, its
+      input and the input's cotangent) outweigh the carry itself. The innermost blocks
+      are of 8 steps, unrolled and differentiated as a plain `lax.scan`, and the levels
+      above them split the remaining `n/8` blocks evenly: sizes
+      `(..., ceil(8 (n/8)^(1/k)), 8)`, e.g. `(182, 8)` at n = 4096: memory ~`k (n/8)^(1/k)`
+      carries plus the residuals of 8 steps, `k - 1` extra forward passes. (Two levels,
+      `(b,)`, cannot go below ~`2 sqrt(n r)` bytes for residuals of `r` bytes a step:
+      more than Equinox's checkpointed loop, which keeps ~`sqrt(2n)` carries.)
     """
     if length <= 1:
         return ()
     levels = max(2, math.ceil(math.log(length) / math.log(AUTO_MAX_FANOUT) - 1e-9))
-    sizes = [math.ceil(length ** ((levels - i) / levels) - 1e-9) for i in range(1, levels)]
     if carry_bytes is None or carry_bytes >= PER_STEP_MIN_CARRY_BYTES:
+        sizes = [math.ceil(length ** ((levels - i) / levels) - 1e-9) for i in range(1, levels)]
         sizes.append(1)
     else:
-        sizes[-1] = max(1, math.ceil(sizes[-1] / 2))
+        blocks = length / SMALL_CARRY_BLOCK
+        sizes = [
+            SMALL_CARRY_BLOCK * math.ceil(blocks ** ((levels - i) / levels) - 1e-9)
+            for i in range(1, levels)
+        ]
+        sizes.append(SMALL_CARRY_BLOCK)
     return tuple(sorted({b for b in sizes if b < length}, reverse=True))
 
 
@@ -158,9 +179,11 @@ def checkpointed_scan(
           n = 65536: with a carry of at least 1 KiB, `(ceil(√n), 1)`: √n saved carries,
           each √n-segment recomputed once more saving its √n carries, then
           differentiated step by step (≈ 2√n carries, two extra forward passes); with a
-          smaller carry, `(ceil(√n / 2),)`: 2√n saved carries, blocks of √n/2 steps
-          differentiated as a plain `lax.scan` (one extra forward pass). Longer scans
-          get one more level per factor of 256 in `n`.
+          smaller carry, `(8 ceil(√(n/8)), 8)`: √(8n) steps per segment, each recomputed
+          once more saving the carry every 8 steps, then blocks of 8 steps unrolled and
+          differentiated as a plain `lax.scan` (≈ 2√(n/8) carries plus the residuals of
+          8 steps, two extra forward passes). Longer scans get one more level per
+          factor of 256 in `n`.
         - `"binomial"`: recursive checkpointing with `k = ceil(log_8 n)` levels
           of fan-out `~n^(1/k)` (about 8): about `k·n^(1/k)` carries of memory plus the
           residuals of `n^(1/k)` steps, one extra forward pass per level below the top.
@@ -221,7 +244,7 @@ def checkpointed_scan(
             c, _ = step_at(consts, xs, c, start + i)
             return c, None
 
-        c, _ = lax.scan(inner, c, jnp.arange(size, dtype=jnp.int32))
+        c, _ = lax.scan(inner, c, jnp.arange(size, dtype=jnp.int32), unroll=_unroll(size))
         return c
 
     def save_carries(consts, xs, c, start, seg, count):
@@ -231,7 +254,9 @@ def checkpointed_scan(
         def outer(c, j):
             return run_no_ys(consts, xs, c, start + j * seg, seg), c
 
-        return lax.scan(outer, c, jnp.arange(count, dtype=jnp.int32))
+        return lax.scan(
+            outer, c, jnp.arange(count, dtype=jnp.int32), unroll=_unroll(count) if seg == 1 else 1
+        )
 
     # -- backward --------------------------------------------------------------------
     # `state` is (cotangent of the carry, accumulated cotangent of the consts, cotangent
@@ -269,7 +294,9 @@ def checkpointed_scan(
         def run(consts_f, c0_f, xs_f):
             cs = eqx.combine(consts_f, consts_s)
             blk = eqx.combine(xs_f, xs_s)
-            c_end, ys = lax.scan(lambda c, x: body(cs, c, x), eqx.combine(c0_f, c0_s), blk, length=size)
+            c_end, ys = lax.scan(
+                lambda c, x: body(cs, c, x), eqx.combine(c0_f, c0_s), blk, length=size, unroll=_unroll(size)
+            )
             return eqx.filter(c_end, _is_float), eqx.filter(ys, _is_float)
 
         _, vjp_fn = jax.vjp(run, consts_f, c0_f, xs_f)
@@ -304,7 +331,10 @@ def checkpointed_scan(
             j, c0 = inp
             return seg_bwd(level + 1, consts, xs, ct_ys, c0, start + j * seg, seg, state), None
 
-        state, _ = lax.scan(back, state, (jnp.arange(count, dtype=jnp.int32), ckpts), reverse=True)
+        state, _ = lax.scan(
+            back, state, (jnp.arange(count, dtype=jnp.int32), ckpts), reverse=True,
+            unroll=_unroll(count) if seg == 1 else 1,
+        )
         return state
 
     # -- the custom VJP ----------------------------------------------------------------
