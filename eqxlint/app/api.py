@@ -250,15 +250,16 @@ def _localize(results, diags) -> list:
 
 def _project_entry(paths, files, context_files, settings, run, store):
     """(slot, key, cached project result or None, prepared file keys) for the project-result
-    cache (`Cache.get_project`), or None where it does not apply (notebooks, unreadable files)."""
+    cache (`Cache.get_project`), or None where it does not apply (unreadable files)."""
     prepared: dict = {}
     entries = []
     for path in list(files) + list(context_files):
-        if path.suffix == ".ipynb":
-            return None
         data = _read(path)
         if data is None:
             return None
+        if path.suffix == ".ipynb":  # linted on every miss (never cached alone); keyed by content
+            entries.append((str(path), store.key(data, str(path), "<notebook>")))
+            continue
         modname, is_pkg = module_name_for(path)
         key = store.key(data, str(path), modname)
         prepared[str(path)] = (data, modname, is_pkg, key)
