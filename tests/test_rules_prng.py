@@ -546,3 +546,64 @@ def test_401_key_named_parameters_used_as_dict_keys_are_not_keys():
     assert _rows(src, "EQX401") == []
     # and in a file that never uses jax.random, key-named parameters are left alone
     assert _rows("import jax\n\ndef g(key):\n    f(key)\n    f(key)\n", "EQX401") == []
+
+
+# --------------------------------------------------------------------------- issue 13: causes seen on unseen packages
+
+
+def test_401_messages_use_the_files_own_spelling():
+    """No `jr` alias: the earlier use is named as written, the advice spells `jax.random.split`."""
+    (msg,) = _msgs(
+        """
+        import jax
+
+        def f(key):
+            a = jax.random.normal(key, ())
+            b = jax.random.uniform(key, ())
+            return a + b
+        """,
+        "EQX401",
+    )
+    assert "by `jax.random.uniform`" in msg and "(by `jax.random.normal`)" in msg
+    assert "jax.random.split(key)" in msg and "jr." not in msg
+    (msg,) = _msgs(
+        """
+        from jax import random
+
+        def f(key):
+            return random.normal(key, ()) + random.normal(key, ())
+        """,
+        "EQX401",
+    )
+    assert "random.split(key)" in msg and "jr." not in msg
+
+
+def test_401_returned_in_its_own_container_is_not_a_use_before_return():
+    src = """
+        import jax
+
+        class State:
+            def __init__(self, rng):
+                self.rng = jax.random.normal(rng, ())
+
+        def init_state(key):
+            k, _ = jax.random.split(key)
+            return State(rng=k)
+        """
+    assert _rows(src, "EQX401") == []
+
+
+def test_402_discarded_draw_is_not_reported():
+    src = """
+        import jax
+
+        def train(state, steps):
+            jax.random.normal(jax.random.PRNGKey(0), ()).block_until_ready()
+            return state
+
+        def noisy(x):
+            return x + jax.random.normal(jax.random.PRNGKey(0), x.shape)  # still reported
+        """
+    assert _rows(src, "EQX402") == [9]
+    (msg,) = _msgs(src, "EQX402")
+    assert "jax.random.split" in msg and "jr." not in msg and "returns the same" not in msg

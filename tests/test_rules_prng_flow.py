@@ -142,14 +142,23 @@ def test_columns_of_one_container_are_aligned():
     assert _rows(src) == []
 
 
-def test_same_sampler_on_unrelated_arrays_fires():
+def test_same_permutation_of_two_arrays_is_one_draw_whatever_the_names():
+    # issue 13 (flashbax): the same permutation draw (same key, same shape and axis arguments)
+    # applied to two arrays is the pairing idiom, decided from the draws, not the names; the
+    # same draw on the same array twice, or on two sizes, is still reuse.
     src = """
     import jax.random as jr
 
     def shuffle(key, params, data):
         return jr.permutation(key, params), jr.permutation(key, data)
+
+    def views(key, x):
+        return jr.permutation(key, x), jr.permutation(key, x)
+
+    def sizes(key, x, y):
+        return jr.permutation(key, len(x)), jr.permutation(key, len(y))
     """
-    assert _rows(src) == [5]
+    assert _rows(src) == [8, 11]
 
 
 def test_same_permutation_with_different_axis_fires():

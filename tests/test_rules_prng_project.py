@@ -245,3 +245,35 @@ def test_402_single_file_unchanged():
     )
     found = [d for d in lint(src, path="pkg/m.py") if d.code == "EQX402"]
     assert [d.row for d in found] == [6] and "traced" in found[0].message
+
+
+@pytest.mark.parametrize("base_body,expected", [
+    ("self.rng = rng", []),
+    ("self.w = jr.normal(rng, ())", [("state.py", 11)]),
+])
+def test_401_super_init_is_the_base_init_in_another_module(tmp_path, base_body, expected):
+    """`super().__init__(rng=rng)` is the base class's `__init__` (issue 13, netket's sampler
+    state): forwarding the key there draws only if that one draws."""
+    root = _project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/base.py": f"""
+            import jax.random as jr
+
+            class Base:
+                def __init__(self, rng):
+                    {base_body}
+            """,
+        "pkg/state.py": """
+            import jax.random as jr
+            from pkg.base import Base
+
+            class State(Base):
+                def __init__(self, rng):
+                    super().__init__(rng=rng)
+
+            def init_state(key):
+                state = State(rng=key)
+                return state, jr.normal(key, ())
+            """,
+    })
+    assert _found([root]) == expected

@@ -15,6 +15,7 @@ import libcst as cst
 
 from ..semantics import keys as SK
 from ..semantics import names as S
+from ..semantics.values import STATIC
 from ..syntax.walker import iter_subtree
 
 RANDOM_PREFIX = S.RANDOM + "."
@@ -93,34 +94,35 @@ def short(qn: str) -> str:
 
 
 # ---------------------------------------------------------------------------- messages
-def split_advice(tok: str) -> str:
-    """How to give two uses of the key `tok` keys of their own, in valid code."""
+def split_advice(tok: str, split: str = "jr.split") -> str:
+    """How to give two uses of the key `tok` keys of their own, in valid code (`split`: how the
+    file spells `jax.random.split`, `ctx.spell`)."""
     if "." not in tok and "[" not in tok:
         sub = "subkey" if tok != "subkey" else "sub"
         return (
-            f"Split first — `{tok}, {sub} = jr.split({tok})` and pass `{sub}` — or draw separate "
-            f"keys with `jr.split({tok}, n)`."
+            f"Split first — `{tok}, {sub} = {split}({tok})` and pass `{sub}` — or draw separate "
+            f"keys with `{split}({tok}, n)`."
         )
     extra = ""
     if tok.endswith("]"):
         extra = f", or use another element of `{tok[: tok.rindex('[')]}`"
-    return f"Split it — `k1, k2 = jr.split({tok})` and give each use its own key{extra}."
+    return f"Split it — `k1, k2 = {split}({tok})` and give each use its own key{extra}."
 
 
-def loop_advice(tok: str) -> str:
+def loop_advice(tok: str, split: str = "jr.split", fold_in: str = "jr.fold_in") -> str:
     if "." not in tok and "[" not in tok:
         return (
-            f"Split per iteration (`{tok}, subkey = jr.split({tok})` in the body), iterate over "
-            f"`jr.split({tok}, n)`, or derive `jr.fold_in({tok}, i)`."
+            f"Split per iteration (`{tok}, subkey = {split}({tok})` in the body), iterate over "
+            f"`{split}({tok}, n)`, or derive `{fold_in}({tok}, i)`."
         )
-    return f"Iterate over `jr.split({tok}, n)`, or derive a key per iteration with `jr.fold_in({tok}, i)`."
+    return f"Iterate over `{split}({tok}, n)`, or derive a key per iteration with `{fold_in}({tok}, i)`."
 
 
-def return_advice(tok: str) -> str:
+def return_advice(tok: str, split: str = "jr.split") -> str:
     if "." not in tok and "[" not in tok:
         sub = "subkey" if tok != "subkey" else "sub"
-        return f"Split it first — `{tok}, {sub} = jr.split({tok})`, use `{sub}`, and return the new `{tok}`."
-    return f"Split it first — `new, sub = jr.split({tok})`, use `sub`, and return `new`."
+        return f"Split it first — `{tok}, {sub} = {split}({tok})`, use `{sub}`, and return the new `{tok}`."
+    return f"Split it first — `new, sub = {split}({tok})`, use `sub`, and return `new`."
 
 
 # ---------------------------------------------------------------------------- allowed break
@@ -322,7 +324,19 @@ def same_draw(ctx, first, second, facts: FunctionFacts) -> bool:
     if random:
         if qn not in ARRAY_SAMPLERS or len(differing) != 1 or differing[0][0] not in (1, "x", "a"):
             return False
+        # The same reordering or choice (same key, same shape and axis arguments) applied to two
+        # arrays is one draw used to keep them aligned, whatever they are called. Two sizes
+        # (`permutation(key, n)`, `permutation(key, m)`) are two draws.
+        _, x, y = differing[0]
+        return _array_operand(ctx, x) and _array_operand(ctx, y)
     return all(facts.aligned(x, y) for _, x, y in differing)
+
+
+def _array_operand(ctx, expr) -> bool:
+    """`expr` may be an array (not a size: a literal, `len(x)`, a shape or a static constant)."""
+    if type(expr) in (cst.Integer, cst.Float, cst.UnaryOperation):
+        return False
+    return ctx.values.of(expr).kind != STATIC
 
 
 # ---------------------------------------------------------------------------- EQX403 helpers

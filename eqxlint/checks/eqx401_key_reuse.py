@@ -307,7 +307,7 @@ class KeyFlow(Domain):
                 continue
             if random:
                 kind = "fold_in" if qn == K.FOLD_IN else "draw"
-                use = _Use(kind, call, f"`{K.short(qn)}`", None, qn, arg)
+                use = _Use(kind, call, f"`{self.ctx.code(call.func)}`", None, qn, arg)
             else:
                 if rule.in_test:
                     continue  # tests pass one key to several functions on purpose, to compare results
@@ -378,17 +378,20 @@ class KeyFlow(Domain):
         if self.rule.scope_kind == "module":
             return
         items = [e.value for e in value.elements] if type(value) is cst.Tuple else [value]
+        holders: set = set()
         for item in list(items):
             # `return State(x, rng_key)` / `state._replace(rng_key=key)`: a container of the key.
             if type(item) is cst.Call and type(item.func) in (cst.Name, cst.Attribute):
                 last = item.func.attr.value if type(item.func) is cst.Attribute else item.func.value
                 if K.CONTAINER_RE.search(last):
                     items.extend(a.value for a in item.args if not a.star)
+                    holders.add(id(item))
         for item in items:
             tok = K.token(item)
             if tok is None or "." in tok:
                 continue
-            prevs = [p for p in state.get(tok, ()) if p.kind in ("draw", "pass")]
+            # the container returning the key is not an earlier use of it
+            prevs = [p for p in state.get(tok, ()) if p.kind in ("draw", "pass") and id(p.node) not in holders]
             if prevs:
                 self.found.append(("return", item, prevs, tok))
 
@@ -485,6 +488,10 @@ class KeyReuse(Rule):
         pos = self.ctx.position(node)
         return str(pos[0]) if pos else "?"
 
+    def _spell(self, qualname: str) -> str:
+        """`jax.random.split` as this file writes it (`jr.split`, `random.split`, ...)."""
+        return self.ctx.spell(qualname)
+
     def _refs(self, node) -> tuple:
         """The row `_row` cites (`Diagnostic.refs`: notebooks print it as cell and line)."""
         row = self._row(node)
@@ -518,7 +525,7 @@ class KeyReuse(Rule):
                         f"PRNG key `{tok}` is used again by {use.what} after line {self._row(prev.node)}"
                         f"{when} already used it (by {prev.what}) with no split in between: both draw "
                         f"from the same random bits, so the values are identical or correlated. "
-                        f"{K.split_advice(tok)}",
+                        f"{K.split_advice(tok, self._spell(K.SPLIT))}",
                         requires=requires,
                         refs=self._refs(prev.node),
                     )
@@ -537,7 +544,7 @@ class KeyReuse(Rule):
                     use.node,
                     f"PRNG key `{tok}` is used by {use.what} inside the {frame.label} at line "
                     f"{self._row(frame.node)}, {how}. "
-                    f"{K.loop_advice(tok)}",
+                    f"{K.loop_advice(tok, self._spell(K.SPLIT), self._spell(K.FOLD_IN))}",
                     requires=_requires(use),
                     refs=self._refs(frame.node),
                 )
@@ -550,8 +557,8 @@ class KeyReuse(Rule):
                     self.report(
                         node,
                         f"PRNG key `{tok}` is returned after line {self._row(prev.node)} already used it "
-                        f"(by {prev.what}): the caller gets back a spent key and will draw the same bits "
-                        f"again. {K.return_advice(tok)}",
+                        f"(by {prev.what}): the caller gets back a spent key, and a draw from it repeats "
+                        f"bits already used. {K.return_advice(tok, self._spell(K.SPLIT))}",
                         requires=requires,
                         refs=self._refs(prev.node),
                     )

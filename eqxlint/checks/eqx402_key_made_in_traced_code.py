@@ -68,6 +68,7 @@ class KeyMadeInTracedCode(Rule):
         path = ctx.path
         self.exempt_path = is_test_path(path) or is_script_path(path)
         self.main_blocks: list = []
+        self._discarded: set = set()  # id of key-maker calls only fed to a discarded draw
 
     def visit_If(self, node: cst.If) -> None:
         t = node.test
@@ -104,22 +105,24 @@ class KeyMadeInTracedCode(Rule):
         args = [a for a in node.args if not a.star]
         if len(args) < 1 or not _constant(args[0].value):
             return  # a key from a seed the caller passes in is deterministic and controllable
-        short = K.short(qn)
         call_src = ctx.code(node)
         if len(call_src) > 40:
-            call_src = f"{short}(...)"
+            call_src = f"{ctx.code(node.func)}(...)"  # as written: `jax.random.PRNGKey(...)`
         fn = ctx.scope.function
         if fn is not None and self._fallback(fn):
             return  # a fallback for an optional key argument (`if key is None: key = jr.key(0)`)
         if fn is None or _shape_only(fn):
             return  # module code is never traced; a dummy key for shape inference
+        if self._discarded_draw(node):
+            return  # `jr.normal(jr.PRNGKey(0), ()).block_until_ready()`: a sync barrier, no randomness used
+        split, fold_in = ctx.spell(K.SPLIT), ctx.spell(K.FOLD_IN)
         self.report_traced(
             node,
             f"`{call_src}` builds a constant PRNG key inside traced code ({{trace}}): "
             "the key is baked into the compiled function, so every call draws the same "
             "numbers and callers cannot control the randomness. Take a `key` argument and "
-            "split it (`key, subkey = jr.split(key)`) or derive per-step keys with "
-            "`jr.fold_in(key, step)`.",
+            f"split it (`key, subkey = {split}(key)`) or derive per-step keys with "
+            f"`{fold_in}(key, step)`.",
         )
         if not self.opts.get("library", True) or fn.kind != "function":
             return
@@ -130,9 +133,9 @@ class KeyMadeInTracedCode(Rule):
         self.report(
             node,
             f"`{call_src}` builds a fixed PRNG key inside library function `{fn.name}`, which "
-            "takes no key argument: every call returns the same random numbers and callers "
+            "takes no key argument: every call draws the same random numbers and callers "
             "cannot reseed it. Add a `key` parameter and thread it through (split it with "
-            "`jr.split`) instead of hard-coding a seed.",
+            f"`{split}`) instead of hard-coding a seed.",
             requires=("not", ("traced", fn.ref or "<module>", ["*"])),
         )
 
@@ -189,6 +192,23 @@ class KeyMadeInTracedCode(Rule):
                     return True
         return False
 
+    def visit_Expr(self, node: cst.Expr) -> None:
+        """A `jax.random` draw whose value is thrown away, or only waited on
+        (`jr.normal(jr.PRNGKey(0), ()).block_until_ready()`, a device sync barrier): the key
+        built for it is recorded in `_discarded` — no random number is used, whatever the seed."""
+        e = node.value
+        if (isinstance(e, cst.Call) and isinstance(e.func, cst.Attribute)
+                and e.func.attr.value == "block_until_ready" and not e.args):
+            e = e.func.value
+        if isinstance(e, cst.Call) and isinstance(e.func, (cst.Name, cst.Attribute)):
+            if K.key_taking(K.random_qualname(self.ctx, e.func)):
+                k = K.key_arg(e)
+                if isinstance(k, cst.Call):
+                    self._discarded.add(id(k))
+
+    def _discarded_draw(self, node: cst.Call) -> bool:
+        return id(node) in self._discarded
+
     def _shape_only_use(self, node: cst.Call) -> bool:
         """`jax.eval_shape(f, key=jr.PRNGKey(0))`-style dummy keys, passed straight to a
         shape-only transform."""
@@ -206,11 +226,12 @@ class KeyMadeInTracedCode(Rule):
             return  # state management, or code that only runs with concrete values
         if self._fallback(fn):
             return  # a default seed drawn when the caller gives none (`if seed is None: ...`)
-        short = qn.replace("numpy.", "np.")
+        short = self.ctx.code(node.func)  # as written: `np.random.normal`, `random.random`
         self.report_traced(
             node,
             f"`{short}` (host random state) inside traced code ({{trace}}): it "
             "runs once, at trace time, so its value is frozen into the compiled function and "
             "every call sees the same number. Pass a JAX key in and use the matching "
-            "`jax.random` function (e.g. `jr.normal(key, shape)`, `jr.randint(key, ...)`).",
+            f"`jax.random` function (e.g. `{self.ctx.spell('jax.random.normal')}(key, shape)`, "
+            f"`{self.ctx.spell('jax.random.randint')}(key, ...)`).",
         )

@@ -82,7 +82,7 @@ class SplitByLeafCount(Rule):
             key_src = ctx.code(K.key_arg(call)) if K.key_arg(call) is not None else "key"
             self.report(
                 call,
-                f"`jr.split` by the leaf count of `{tree}` and paired with its leaves: which key "
+                f"`{ctx.code(call.func)}` by the leaf count of `{tree}` and paired with its leaves: which key "
                 "goes to which leaf depends on the flattening order, so adding, removing or "
                 "reordering a field silently reshuffles (and correlates across versions) the "
                 "randomness of every leaf. " + (

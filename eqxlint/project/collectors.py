@@ -63,13 +63,21 @@ class ModuleFacts:
         mod = ctx.module_name
         classes = {}
         for s in ctx.scopes:
-            if s.kind != "class" or s.parent is not ctx.module_scope:
+            if s.kind != "class":
                 continue
+            local = s.parent is not ctx.module_scope
+            if local and "<locals>" not in (s.ref or ""):
+                continue  # a class nested in a class
             bases = []
             for b in s.node.bases:
                 if b.keyword is None:
                     val = b.value.value if isinstance(b.value, cst.Subscript) else b.value
                     qn = ctx.qualname(val)
+                    if local:
+                        # a class defined in a function (`class Carry(NamedTuple)`): its bases
+                        # may be classes of that function; an unknown base stays unknown ("?")
+                        d = [c for c in s.parent.lookup_def(val.value) if c.kind == "class"] if isinstance(val, cst.Name) else []
+                        qn = d[0].ref if d and d[0].ref else qn or "?"
                     if qn:
                         bases.append(qn)
             fields = {}
@@ -78,14 +86,15 @@ class ModuleFacts:
                     for small in stmt.body:
                         if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
                             fields[small.target.value] = _is_static_field(ctx, small.value)
-            classes[f"{mod}.{s.name}"] = {
+            q = s.ref if local else f"{mod}.{s.name}"
+            classes[q] = {
                 "bases": bases,
                 "module": ctx.is_module_class(s),
                 "fields": fields,
             }
             py = python_fields(ctx, s)
             if py:
-                classes[f"{mod}.{s.name}"]["py"] = py
+                classes[q]["py"] = py
         ctx.facts["module"] = mod
         ctx.facts["path"] = ctx.path
         ctx.facts["exports"] = {k: v for k, v in ctx.aliases.items()}

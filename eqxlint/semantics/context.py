@@ -336,6 +336,20 @@ class FileContext:
                 return local
         return None
 
+    def spell(self, qualname: str) -> str:
+        """How this file writes `qualname`, through its own imports: `jax.random.split` is
+        `jr.split` under `import jax.random as jr`, `random.split` under `from jax import
+        random`, `jax.random.split` under `import jax` (and when nothing imported it)."""
+        best = None
+        for local, full in self.aliases.items():
+            if full == qualname:
+                return local
+            if qualname.startswith(full + ".") and (best is None or len(full) > len(best[1])):
+                best = (local, full)
+        if best is None:
+            return qualname
+        return best[0] + qualname[len(best[1]):]
+
     def resolve_functions(self, expr, scope: Scope) -> list[Scope]:
         """Scopes of the functions an expression passed as a callable refers to."""
         if isinstance(expr, cst.Lambda):

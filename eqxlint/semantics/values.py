@@ -798,6 +798,9 @@ class FileValues(Domain):
             self._cap_uses.setdefault(key, set()).add(how)
 
     def _attribute(self, e: cst.Attribute, state: dict) -> Val:
+        sup = self._super_member(e)
+        if sup is not None:
+            return sup
         base = self.expr_val(e.value, state)
         attr = e.attr.value
         k = base.kind
@@ -819,6 +822,50 @@ class FileValues(Domain):
             return Val(RAW, base.cond)
         if k == STATIC:
             return _STATIC
+        return _UNK
+
+    def _super_cls(self, e: cst.Attribute):
+        """The class whose method `e` is when `e` is `super().m` (or `super(C, self).m`) in a
+        method of a class of this file; None otherwise."""
+        v = e.value
+        if type(v) is not cst.Call or type(v.func) is not cst.Name or v.func.value != "super":
+            return None
+        if self.ctx.qualname(v.func) not in (None, "super"):
+            return None  # a name `super` rebound to something else
+        fn = self._scope
+        return fn.cls if fn is not None and fn.kind == "function" else None
+
+    def _super_member(self, e: cst.Attribute) -> Optional[Val]:
+        """`super().m`: the method `m` of the first base that defines it — a project function
+        (same file, or `Base.m` of a project class in another file, which the project resolves),
+        a library class's method (`Q`), or `_UNK` (the generated or `object` method: see
+        `_keys_given`)."""
+        cls = self._super_cls(e)
+        if cls is None:
+            return None
+        attr = e.attr.value
+        chain, complete = TY.mro(self.ctx, cls)
+        for c in chain[1:]:
+            for d in c.defs.get(attr, []):
+                if d.kind == "function":
+                    return Val(FN, ref=d.ref, skip=1)
+        if complete:
+            return _UNK
+        for c in chain:
+            local = {id(d.node) for d in TY.local_bases(self.ctx, c)[0]}
+            for b in c.node.bases:
+                if b.keyword is not None:
+                    continue
+                val = b.value.value if type(b.value) is cst.Subscript else b.value
+                qn = self.ctx.qualname(val)
+                if qn is None or type(val) is cst.Name and c.parent is not None and any(
+                        id(d.node) in local for d in c.parent.lookup_def(val.value)):
+                    continue  # unknown, or a class of this file (already searched)
+                if qn in ("equinox.Module", "typing.Generic", "Generic", "typing.Protocol", "abc.ABC", "object"):
+                    continue
+                if qn.split(".", 1)[0] in EXTERNAL:
+                    return Val(Q, ref=f"{qn}.{attr}")
+                return Val(FN, ref=f"{qn}.{attr}", skip=1)
         return _UNK
 
     def _member(self, base: Val, attr: str, e) -> Val:
@@ -1001,6 +1048,10 @@ class FileValues(Domain):
                         how = ("consumes", ref, info[1][i])
                 elif f.kind in (ARR, KEY, STATIC, BOX):
                     how = False  # a method of an array or a container
+                elif f.kind == UNK and type(e.func) is cst.Attribute and self._super_cls(e.func) is not None:
+                    # `super().__init__(rng=rng)` with no base defining it: the generated
+                    # (dataclass, NamedTuple, Module) or `object` method stores its arguments
+                    how = False
                 else:
                     how = K.library_draws(qn, e.func)
                 if is_key:
