@@ -116,3 +116,55 @@ def test_eqx306_message_tiers():
     assert "no longer" not in msgs[1]  # compatibility code: the current name is tested too
     assert "This is a current JAX primitive name" in msgs[2]
     assert "two primitives can share a name" in msgs[3]
+
+
+_EQX204 = '''
+    import jax
+
+
+    def iterations(prob, solver, init):
+        return prob
+
+
+    def _fwd(prob, solver, init):
+        return prob, (prob, solver)
+
+
+    def _bwd(res, g):
+        prob, solver = res
+        return g, BWD_SOLVER, None
+
+
+    implicit = jax.custom_vjp(iterations)
+    implicit.defvjp(_fwd, _bwd)
+
+
+    def run(prob, solver, init):
+        return implicit(prob, solver, init)
+'''
+
+
+def test_eqx204_none_cotangent_and_plain_jax_advice():
+    silent = textwrap.dedent(_EQX204.replace("BWD_SOLVER", "None"))
+    assert lint(silent, select=["EQX204"]) == []
+    (d,) = lint(textwrap.dedent(_EQX204.replace("BWD_SOLVER", "solver")), select=["EQX204"])
+    assert "`solver`" in d.message and "eqxi" not in d.message and "lax.stop_gradient" in d.message
+
+
+def test_eqx108_says_traced_or_eager():
+    code = '''
+        import jax
+        import jax.numpy as jnp
+
+        def f(x):
+            return x * 2
+
+        DECO
+        def step(x):
+            out = f(jnp.zeros((3, 4)))
+            return x.reshape(out.shape)
+    '''
+    (t,) = lint(textwrap.dedent(code.replace("DECO", "@jax.jit")), select=["EQX108"])
+    assert "nothing runs" in t.message and "executes" not in t.message
+    (e,) = lint(textwrap.dedent(code.replace("DECO", "")), select=["EQX108"])
+    assert "run eagerly" in e.message

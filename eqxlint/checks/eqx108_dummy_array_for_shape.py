@@ -141,12 +141,24 @@ class DummyArrayForShape(Rule):
             reported.add(id(node))
             eqx = ctx.alias_for("equinox") or "eqx"
             also = f" (`{eqx}.filter_eval_shape` for Modules / mixed PyTrees)" if ctx.imports_module("equinox") else ""
+            head = f"`{_one_line(ctx, node.func)}` is run on a dummy array (`{dummy}`) only to read {how} of its result"
+            fix = (f"Use `jax.eval_shape(f, jax.ShapeDtypeStruct(shape, dtype))`{also}, which "
+                   "computes shapes and dtypes without running anything.")
+            # Eager: it runs. Traced (jitted anywhere in the project): it is only traced, and XLA
+            # drops the unused result, so the cost is trace time and clarity, not run time.
             self.report(
                 node,
-                f"`{_one_line(ctx, node.func)}` is run on a dummy array (`{dummy}`) only to read "
-                f"{how} of its result: that allocates the input and executes the computation "
-                "for nothing. Use `jax.eval_shape(f, jax.ShapeDtypeStruct(shape, dtype))`"
-                f"{also}, which computes shapes and dtypes without running anything.",
+                f"{head}: run eagerly, that allocates the input and executes the computation for "
+                "nothing (no trace of this function was found; under `jit` it would be traced and "
+                f"dropped as dead code instead). {fix}",
+                requires=("not", ("traced", fn.ref, ["*"])),
+            )
+            self.report_traced(
+                node,
+                f"{head} ({{trace}}): under tracing the dummy and the call are traced into the "
+                "computation only to be dropped as dead code, so nothing runs, but tracing does the "
+                f"work and the intent is hidden. {fix}",
+                scope=fn,
             )
 
     def _meta_use(self, parent, name: str) -> bool:

@@ -42,8 +42,9 @@ class DuplicatedBranchCall(Rule):
         v = ctx.values.of(func)
         if v.kind == FN and v.ref and not v.via:
             scope = ctx.refs.get(v.ref)
-            if scope is not None and scope.kind == "function" and self._nontrivial(scope):
-                return "a non-trivial method" if scope.cls is not None else "a non-trivial function"
+            what = self._nontrivial(scope) if scope is not None and scope.kind == "function" else None
+            if what is not None:
+                return f"{'a method' if scope.cls is not None else 'a function'} {what}"
             return None  # an accessor, a short helper, or a function whose body is not here
         if v.kind == INST:
             is_mod, _ = TY.module_of_ref(ctx, v.ref)
@@ -51,20 +52,22 @@ class DuplicatedBranchCall(Rule):
                 return "a Module's forward pass"
         return None
 
-    def _nontrivial(self, scope) -> bool:
+    def _nontrivial(self, scope) -> Optional[str]:
+        """What is known to make the function worth compiling once (said in the message:
+        a Python loop, an expensive routine it calls, or its size), else None."""
         body = scope.node.body
         count = 0
         for st in iter_subtree(body, (cst.SimpleStatementLine, cst.For, cst.While, cst.If)):
             if type(st) in (cst.For, cst.While):
-                return True
+                return "with a Python loop, unrolled into each branch"
             count += 1
-        if count >= int(self.opts.get("min-statements", 3)):
-            return True
         for call in scope.calls:
             qn = self.ctx.qualname(call.func) if type(call.func) in (cst.Name, cst.Attribute) else None
             if qn and (qn in S.HEAVY_CALLS or qn.startswith(S.HEAVY_PREFIXES)):
-                return True
-        return False
+                return f"calling `{qn.replace('jax.numpy.', 'jnp.').replace('jax.lax.', 'lax.')}`"
+        if count >= int(self.opts.get("min-statements", 3)):
+            return f"of {count} statements"
+        return None
 
     # ------------------------------------------------------------ visit
     def visit_Call(self, node: cst.Call) -> None:

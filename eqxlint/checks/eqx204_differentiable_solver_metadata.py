@@ -30,6 +30,7 @@ from ..core.rule import Rule
 from ..semantics import names as S
 from ..semantics.values import FN
 from ..syntax.walker import iter_subtree
+from ._modules import iter_local
 
 MARKERS = {
     "equinox.internal.nondifferentiable", "equinox.internal.nondifferentiable_backward",
@@ -80,7 +81,37 @@ class DifferentiableSolverMetadata(Rule):
             args = [a for i, a in enumerate(pos) if i not in nondiff]
             if kind == "equinox.filter_custom_jvp":
                 args += [a for a in call.args if a.keyword is not None]
+            elif kind == "jax.custom_vjp" and len(args) == len(call.args):
+                # The backward rule returns `None` as the cotangent of an argument: that is the
+                # correct handling, no cotangent flows into it.
+                dropped = self._bwd_none_positions(v.ref, len(args))
+                args = [a for i, a in enumerate(args) if i not in dropped]
         return f"custom-AD function `{ctx.code(call.func)}`", args
+
+    def _bwd_none_positions(self, ref: str, n: int) -> set:
+        """Positions (of `n` differentiated arguments) at which every `return` of the
+        function's `defvjp` backward rule (in this file) has a literal `None`."""
+        bwd = self.ctx.values.vjp_backwards().get(ref)
+        scope = self.ctx.refs.get(bwd) if bwd else None
+        if scope is None or scope.kind != "function":
+            return set()
+        out: Optional[set] = None
+        for ret in iter_local(scope.node.body, (cst.Return,)):
+            val = ret.value
+            if not isinstance(val, cst.Tuple):
+                return set()
+            els = val.elements
+            star = max((i for i, el in enumerate(els) if isinstance(el, cst.StarredElement)), default=-1)
+            found = set()
+            for i in range(n):
+                # Without a starred element, position i; after the last one, count from the end.
+                j = i if star < 0 else len(els) - (n - i)
+                if star < 0 and len(els) != n:
+                    return set()
+                if j > star and j < len(els) and isinstance(els[j].value, cst.Name) and els[j].value.value == "None":
+                    found.add(i)
+            out = found if out is None else out & found
+        return out or set()
 
     def _in_rule(self, scope) -> bool:
         """Inside a function this file registers as a custom rule (`defjvp`, `def_bwd`,
@@ -139,13 +170,20 @@ class DifferentiableSolverMetadata(Rule):
                 unmarked.append(val.value)
         if unmarked:
             names = ", ".join(f"`{n}`" for n in unmarked)
+            if ctx.imports_module("equinox"):
+                advice = (f"Wrap it first: `{unmarked[0]} = eqxi.nondifferentiable({unmarked[0]}, "
+                          f"name=\"{unmarked[0]}\")` (or `lax.stop_gradient` for array state).")
+                unmarked_by = "`eqxi.nondifferentiable` / `lax.stop_gradient`"
+            else:
+                advice = (f"Stop its gradient first (`{unmarked[0]} = jax.tree_util.tree_map("
+                          f"lax.stop_gradient, {unmarked[0]})` for its array leaves), or return "
+                          "`None` as its cotangent from the backward rule.")
+                unmarked_by = "`lax.stop_gradient`"
             self.report(
                 node,
-                f"Solver metadata {names} passed into {desc} without `eqxi.nondifferentiable` / "
-                "`lax.stop_gradient`: AD then flows through solver state/options, which yields "
-                "invalid cotangents or unstable gradients through non-optimisation state. Wrap "
-                f"it first: `{unmarked[0]} = eqxi.nondifferentiable({unmarked[0]}, "
-                f"name=\"{unmarked[0]}\")` (or `lax.stop_gradient` for array state).",
+                f"Solver metadata {names} passed into {desc} without {unmarked_by}: reverse-mode "
+                "AD then computes cotangents for solver state/options, which are not optimisation "
+                f"variables (wasted work, or gradients through iteration state). {advice}",
             )
             return
         if self.ctx.qualname(node.func) in BINDS:
@@ -179,7 +217,7 @@ class DifferentiableSolverMetadata(Rule):
                     call,
                     f"Solver stats `{name}` returned from {desc} without "
                     "`eqxi.nondifferentiable_backward`: callers can differentiate through "
-                    "iteration counts and other metadata, producing invalid cotangents. Mark it: "
+                    "iteration counts and other metadata. Mark it: "
                     f"`{name} = eqxi.nondifferentiable_backward({name})` before returning.",
                 )
                 return

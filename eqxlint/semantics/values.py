@@ -463,6 +463,20 @@ class FileValues(Domain):
         `("rule", ref, kinds)` condition."""
         return {e.to: e.label for s in self.summaries.values() for e in s.edges if e.kind == "rule"}
 
+    def vjp_backwards(self) -> dict:
+        """custom-derivative function ref -> the ref of the backward rule this file gives it
+        with `f.defvjp(fwd, bwd)` (what its returned tuple holds is the cotangent of each
+        differentiated argument)."""
+        out: dict = {}
+        for s in self.summaries.values():
+            for e in s.edges:
+                if (e.kind == "rule" and e.label == "vjp" and type(e.node) is cst.Call
+                        and type(e.node.func) is cst.Attribute):
+                    owner = self.of(e.node.func.value)
+                    if owner.kind == FN and owner.ref:
+                        out.setdefault(owner.ref, e.to)
+        return out
+
     # ------------------------------------------------------------------ the domain
     def copy(self, state):
         return dict(state)
