@@ -164,14 +164,28 @@ def explain(d: Diagnostic, index) -> None:
         if c[0] in ("traced", "reverse"):
             fn, reverse = c[1], c[0] == "reverse"
             break
-    steps = index.graph.chain(fn, reverse=reverse) if fn is not None else []
-    d.message = d.message.replace(TRACE_MARK, short_chain(steps))
+    steps = index.graph.chain(fn, limit=CHAIN_LIMIT, reverse=reverse) if fn is not None else []
+    d.message = d.message.replace(TRACE_MARK, short_chain(steps, len(steps) >= CHAIN_LIMIT))
     if len(steps) > 1 or steps and steps[0]["path"] != d.filename:
         d.trace = steps
 
 
-def short_chain(steps: list) -> str:
-    """The one-line reason: all steps up to three, else the first two and the root."""
-    if len(steps) > 3:
-        steps = steps[:2] + steps[-1:]
-    return describe_chain(steps)
+CHAIN_LIMIT = 32  # steps kept on a finding (JSON, `full` output); the message shows at most three
+
+
+def short_chain(steps: list, cut: bool = False) -> str:
+    """The one-line reason: all steps up to three, else the first two, how many steps it leaves
+    out (and through which functions), and the last one; `cut`: the chain goes on past its last
+    step. Every call site cited is a real one: the steps left out are said to be left out."""
+    if len(steps) <= 3:
+        line = describe_chain(steps)
+    else:
+        last = steps[-1]
+        through = [s["function"] for s in steps[3:-1]]
+        n = len(steps) - 3
+        gap = f"{n} more step{'s' if n > 1 else ''}"
+        if through:
+            gap += " through " + ", ".join(f"`{f}`" for f in through[:3]) + (", ..." if len(through) > 3 else "")
+        tail = describe_chain([last]).replace(" is traced: ", " is ", 1)
+        line = f"{describe_chain(steps[:2])}, ... ({gap}), and {tail}"
+    return line + (", ... (and further callers)" if cut else "")

@@ -107,6 +107,13 @@ TRANSFORMS: dict[str, tuple] = {
     "equinox.internal.filter_vmap": _F0,
 }
 
+# How many positional arguments a lax loop passes to the function it traces (`f(carry, x)`,
+# `body_fun(i, val)`, `cond_fun(val)`): parameters past these keep their defaults.
+LAX_BODY_ARITY: dict[str, int] = {
+    "jax.lax.scan": 2, "jax.lax.map": 1, "jax.lax.associative_scan": 2, "jax.lax.while_loop": 1,
+    "jax.lax.fori_loop": 2, "equinox.internal.while_loop": 1, "equinox.internal.scan": 2,
+}
+
 # How each transform treats the function it traces (checked against JAX 0.10: which of a
 # function's parameters fail `bool(...)` under it, and whether jnp/lax operations on constants
 # are staged out). `eqxlint.semantics.tracing` reads these.
@@ -344,3 +351,19 @@ MODULE_BASES = frozenset({"equinox.Module"})
 from .primitive_names import FORMER_PRIMITIVE_NAMES as FORMER_PRIMITIVE_NAMES  # noqa: E402
 from .primitive_names import JAX_PRIMITIVE_NAMES as JAX_PRIMITIVE_NAMES  # noqa: E402
 from .primitive_names import JAX_VERSION as JAX_PRIMITIVE_NAMES_VERSION  # noqa: E402
+
+# Types whose instances are never tracers: `isinstance(x, T)` (each of a tuple) proves `x` static
+# in the true branch. Python scalars and containers, numpy's scalar types and arrays, `numbers`.
+PYTHON_TYPES = frozenset(
+    {
+        "int", "float", "bool", "str", "complex", "tuple", "list", "dict", "bytes", "type",
+        "slice", "range", "NoneType", "set", "frozenset",
+        "numpy.ndarray", "numpy.generic", "numpy.number", "numpy.integer", "numpy.signedinteger",
+        "numpy.unsignedinteger", "numpy.floating", "numpy.inexact", "numpy.complexfloating",
+        "numpy.bool_", "numpy.bool", "numpy.int8", "numpy.int16", "numpy.int32", "numpy.int64",
+        "numpy.uint8", "numpy.uint16", "numpy.uint32", "numpy.uint64", "numpy.float16",
+        "numpy.float32", "numpy.float64", "numpy.complex64", "numpy.complex128", "numpy.dtype",
+        "numbers.Number", "numbers.Integral", "numbers.Real", "numbers.Rational",
+        "numbers.Complex",
+    }
+)

@@ -136,6 +136,9 @@ def traced_params(spec: dict, params: list, skip: int = 0, skip_kw: frozenset = 
     # `partial(f, **kwargs)` (skip_kw holds "**") may bind any keyword-only parameter.
     keyword_only = [p for p in params if p.get("kw")] if "**" not in skip_kw else []
     positional = positional[skip:]
+    arity = S.LAX_BODY_ARITY.get(spec["t"])
+    if arity is not None:  # a lax loop passes its carry (and x) only: the rest keep their defaults
+        positional, keyword_only = positional[:arity], []
     out: set = set()
     if k == "jit":
         sn, sa = spec.get("sn", []), spec.get("sa", [])

@@ -124,11 +124,7 @@ STATIC_BUILTINS = frozenset(
 )
 CONTAINER_BUILTINS = frozenset({"tuple", "list", "dict", "set", "frozenset", "sorted", "reversed", "zip", "enumerate", "map", "filter", "iter"})
 CONVERSIONS = frozenset({"bool", "int", "float", "complex"})
-PYTHON_TYPES = frozenset(
-    {"int", "float", "bool", "str", "complex", "tuple", "list", "dict", "bytes", "numpy.ndarray",
-     "numpy.generic", "numpy.number", "numbers.Number", "numbers.Integral", "numbers.Real",
-     "type", "slice", "range", "NoneType"}
-)
+PYTHON_TYPES = S.PYTHON_TYPES  # isinstance narrowing (names.py)
 TRACER_GUARD = re.compile(r"[Tt]racer|[Cc]oncret|is_constant|core\.Literal|disable_jit")
 COMPILE_TIME = frozenset({"jax.ensure_compile_time_eval", "jax.core.ensure_compile_time_eval", "jax.disable_jit"})
 RANDOM = S.RANDOM + "."
@@ -589,10 +585,12 @@ class FileValues(Domain):
                     quiet = True
                 if item.asname is not None:
                     self.bind(item.asname.name, _UNK, state)
-        elif self._guards:  # try: a handler for tracer errors: the body meets tracers on purpose
-            for h in stmt.handlers:
-                if h.type is not None and TRACER_GUARD.search(self.ctx.code(h.type)):
+        else:  # try: a handler for tracer errors: the body meets tracers on purpose
+            for h in getattr(stmt, "handlers", ()):
+                if self._guards and h.type is not None and TRACER_GUARD.search(self.ctx.code(h.type)):
                     quiet = True
+                elif _catches_all(self.ctx, h):
+                    quiet = True  # `except Exception:` catches ConcretizationTypeError too
         if quiet:
             self._quiet += 1
         return quiet
@@ -828,15 +826,7 @@ class FileValues(Domain):
             return self._member(base, attr, e)
         if k == CLS:
             return Val(FN, ref=f"{base.ref}.{attr}")
-        if k in (ARR, RAW, KEY):
-            if attr in STATIC_ATTRS:
-                return _STATIC
-            if attr in PASS_ATTRS:
-                return Val(ARR if k == ARR else k, base.cond)
-            return Val(RAW, base.cond)
-        if k == STATIC:
-            return _STATIC
-        return _UNK
+        return _array_attr(base, attr)
 
     def _super_cls(self, e: cst.Attribute):
         """The class whose method `e` is when `e` is `super().m` (or `super(C, self).m`) in a
@@ -1022,7 +1012,26 @@ class FileValues(Domain):
                     self.bind(target.elements[0].value, _STATIC, state)
                     self.bind(target.elements[1].value, _element(base), state)
                     return
+        if self._is_dict(it, state):
+            self.bind(target, _STATIC, state)  # a dict's keys: never tracers (they are hashed)
+            return
         self.bind(target, _element(self.of(it)), state)
+
+    def _is_dict(self, e, state: dict) -> bool:
+        """`e` is known to be a dict (`**kwargs` while unchanged, a dict display) or a copy of
+        its keys (`sorted(kwargs)`, `list(kwargs)`)."""
+        if type(e) in (cst.Dict, cst.DictComp):
+            return True
+        if type(e) is cst.Call and type(e.func) is cst.Name and len(e.args) == 1 and not e.args[0].keyword \
+                and not e.args[0].star and self.ctx.qualname(e.func) in ("sorted", "list", "tuple", "set", "iter", "reversed", "frozenset"):
+            return self._is_dict(e.args[0].value, state)
+        if type(e) is cst.Name:
+            fn = self._scope
+            node = fn.node if fn is not None and fn.kind == "function" else None
+            star = getattr(getattr(node, "params", None), "star_kwarg", None)
+            v = state.get(e.value)
+            return star is not None and star.name.value == e.value and v is not None and v.kind == BOX and v.src == e.value
+        return False
 
     # ------------------------------------------------------------------ calls
     def _call(self, e: cst.Call, state: dict) -> Val:
@@ -1331,6 +1340,13 @@ class FileValues(Domain):
             self._hand_over(args, nodes, node, T.short(qn))
             c = C.join(*(a.cond for a in args))
             return Val(BOX, c)
+        if qn == "getattr" and 2 <= len(args) <= 3 and all(an is None or an.keyword is None and not an.star for an in nodes) \
+                and nodes[1] is not None and type(nodes[1].value) is cst.SimpleString and args[0].kind in (ARR, RAW, KEY, STATIC):
+            # `getattr(x, "shape", ())`: the attribute itself, or the default when it is missing
+            v = _array_attr(args[0], nodes[1].value.evaluated_value)
+            if len(args) == 2 or v.kind == STATIC and args[2].kind in (STATIC, BOX) and not args[2].cond:
+                return v
+            return join_val(v, args[2])
         if qn in ("max", "min", "sum", "next", "getattr"):
             self._hand_over(args, nodes, node, qn)
             vals = [a for a in args if a.kind in (ARR, RAW)]
@@ -1535,6 +1551,20 @@ def _arith(a: int, b: int, op) -> Val:
     return _STATIC
 
 
+def _array_attr(base: Val, attr: str) -> Val:
+    """Attribute `attr` of an array, PyTree, key or static value (`x.shape`, `getattr(x, "ndim", 0)`)."""
+    k = base.kind
+    if k in (ARR, RAW, KEY):
+        if attr in STATIC_ATTRS:
+            return _STATIC
+        if attr in PASS_ATTRS:
+            return Val(ARR if k == ARR else k, base.cond)
+        return Val(RAW, base.cond)
+    if k == STATIC:
+        return _STATIC
+    return _UNK
+
+
 def _element(v: Val) -> Val:
     """An element of an iterable value (a for target, an unpacked item)."""
     if v.kind == STATIC:
@@ -1640,6 +1670,20 @@ def _has_guard_call(ctx, expr) -> bool:
         if qn not in ("len",):
             return True
     return False
+
+
+def _catches_all(ctx, handler) -> bool:
+    """`except:` / `except Exception:` / `except (BaseException, ...):` whose body does not
+    raise again: it swallows ConcretizationTypeError, so the try body converts tracers safely."""
+    from ..syntax.walker import iter_subtree
+
+    t = handler.type
+    if t is not None:
+        elems = [e.value for e in t.elements] if type(t) is cst.Tuple else [t]
+        if not any((ctx.qualname(x) or "") in ("Exception", "BaseException", "builtins.Exception",
+                                                "builtins.BaseException") for x in elems):
+            return False
+    return not any(True for _ in iter_subtree(handler.body, (cst.Raise,)))
 
 
 def _narrowing(ctx, expr, positive: bool) -> list:
