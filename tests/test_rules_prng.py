@@ -457,40 +457,27 @@ def test_402_stdlib_random_vs_jax_random():
 # --------------------------------------------------------------------------- EQX403
 
 
+_SPLIT_PER_LEAF = """
+import jax
+import jax.random as jr
+
+def f(params, key):
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    keys = jr.split(key, len(leaves))
+    new = [p + jr.normal(k, p.shape) for k, p in zip(keys, leaves)]
+    return jax.tree_util.tree_unflatten(treedef, new)
+"""
+
+
 def test_403_message_points_to_split_by_tree():
     # In an Equinox file the advice is the runtime companion (which needs Equinox); elsewhere
     # it is the plain-JAX spelling.
-    (msg,) = _msgs(
-        """
-        import equinox as eqx
-        import jax
-        import jax.random as jr
-
-        def f(params, key):
-            leaves, treedef = jax.tree_util.tree_flatten(params)
-            keys = jr.split(key, len(leaves))
-            new = [p + jr.normal(k, p.shape) for k, p in zip(keys, leaves)]
-            return jax.tree_util.tree_unflatten(treedef, new)
-        """,
-        "EQX403",
-    )
+    (msg,) = _msgs("import equinox as eqx\n" + _SPLIT_PER_LEAF, "EQX403")
     assert "eqxlint.runtime.split_by_tree(key, params)" in msg
 
 
 def test_403_message_outside_equinox_is_plain_jax():
-    (msg,) = _msgs(
-        """
-        import jax
-        import jax.random as jr
-
-        def f(params, key):
-            leaves, treedef = jax.tree_util.tree_flatten(params)
-            keys = jr.split(key, len(leaves))
-            new = [p + jr.normal(k, p.shape) for k, p in zip(keys, leaves)]
-            return jax.tree_util.tree_unflatten(treedef, new)
-        """,
-        "EQX403",
-    )
+    (msg,) = _msgs(_SPLIT_PER_LEAF, "EQX403")
     assert "split_by_tree" not in msg and "treedef.num_leaves" in msg
 
 

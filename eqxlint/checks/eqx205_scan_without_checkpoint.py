@@ -10,19 +10,11 @@ import libcst as cst
 from ..core.rule import Rule
 from ..semantics import names as S
 from ..semantics.values import FN
-from ._helpers import keyword, positional
+from ._helpers import argument, positional
 
 SCAN = "jax.lax.scan"
 FORI = "jax.lax.fori_loop"
 _SHAPED = ("jax.numpy.zeros", "jax.numpy.ones", "jax.numpy.empty", "jax.numpy.full")
-
-
-def _arg(call: cst.Call, pos: int, kw: str):
-    args = positional(call)
-    if pos < len(args):
-        return args[pos].value
-    a = keyword(call, kw)
-    return a.value if a is not None else None
 
 
 class ScanWithoutCheckpoint(Rule):
@@ -38,11 +30,11 @@ class ScanWithoutCheckpoint(Rule):
         if fn is None:
             return
         if qn == SCAN:
-            body = _arg(node, 0, "f")
+            body = argument(node, 0, "f")
             length = self._scan_length(node, fn)
         else:
-            body = _arg(node, 2, "body_fun")
-            lower, upper = _arg(node, 0, "lower"), _arg(node, 1, "upper")
+            body = argument(node, 2, "body_fun")
+            lower, upper = argument(node, 0, "lower"), argument(node, 1, "upper")
             if lower is None or upper is None:
                 return
             lo, hi = self._int(lower), self._int(upper)
@@ -78,10 +70,10 @@ class ScanWithoutCheckpoint(Rule):
         return lit if type(lit) is int else None
 
     def _scan_length(self, node: cst.Call, fn) -> Union[int, str, None]:
-        length = _arg(node, 3, "length")
+        length = argument(node, 3, "length")
         if length is not None and not (isinstance(length, cst.Name) and length.value == "None"):
             return self._length(length, fn)
-        xs = _arg(node, 2, "xs")
+        xs = argument(node, 2, "xs")
         if xs is None:
             return None
         return self._xs_length(xs, fn)
@@ -141,7 +133,7 @@ class ScanWithoutCheckpoint(Rule):
                 shape = shape.elements[0].value
             return self._length(shape, fn)
         if qn == "jax.numpy.linspace":
-            num = _arg(xs, 2, "num")
+            num = argument(xs, 2, "num")
             return self._length(num, fn) if num is not None else 50
         if qn == "jax.random.split" and len(args) >= 2:
             return self._length(args[1].value, fn)

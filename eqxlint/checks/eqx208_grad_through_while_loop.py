@@ -7,7 +7,7 @@ import libcst as cst
 from ..core.rule import Rule
 from ..semantics import cond as C
 from ..semantics.values import ARR, KEY, RAW
-from ._helpers import keyword, positional
+from ._helpers import argument, keyword, positional
 
 WHILE = "jax.lax.while_loop"
 FORI = "jax.lax.fori_loop"
@@ -25,7 +25,7 @@ class GradThroughWhileLoop(Rule):
         fn = ctx.scope.function
         if fn is None:
             return
-        if qn in (WHILE, EQXI_WHILE) and _integer_only(_arg(node, 2, "init_val")):
+        if qn in (WHILE, EQXI_WHILE) and _integer_only(argument(node, 2, "init_val")):
             return  # an integer carry has no tangent: reverse mode passes it through
         requires = [("reverse", fn.ref)]
         eqxi = ctx.alias_for("equinox.internal") or "eqxi"
@@ -41,7 +41,7 @@ class GradThroughWhileLoop(Rule):
         else:
             # Concrete bounds: fori_loop lowers to scan, which is differentiable. Traced ones
             # (where the function is traced with them holding tracers) make it a while loop.
-            vals = [ctx.values.of(b) for b in (_arg(node, 0, "lower"), _arg(node, 1, "upper")) if b is not None]
+            vals = [ctx.values.of(b) for b in (argument(node, 0, "lower"), argument(node, 1, "upper")) if b is not None]
             cond = C.join(*(v.cond for v in vals if v.kind in (ARR, RAW, KEY)))
             if not cond:
                 return
@@ -67,14 +67,6 @@ class GradThroughWhileLoop(Rule):
             f"differentiates through it. {fix}",
             requires=tuple(requires),
         )
-
-
-def _arg(call: cst.Call, pos: int, kw: str):
-    args = positional(call)
-    if pos < len(args):
-        return args[pos].value
-    a = keyword(call, kw)
-    return a.value if a is not None else None
 
 
 def _integer_only(expr) -> bool:

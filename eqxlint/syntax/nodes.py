@@ -30,6 +30,15 @@ def positional(call: cst.Call) -> list:
     return [a for a in call.args if a.keyword is None and not a.star]
 
 
+def argument(call: cst.Call, pos: int, kw: str):
+    """The value of the argument at position `pos` or passed as `kw=`, or None."""
+    args = positional(call)
+    if pos < len(args):
+        return args[pos].value
+    a = keyword(call, kw)
+    return a.value if a is not None else None
+
+
 def is_true(expr) -> bool:
     return isinstance(expr, cst.Name) and expr.value == "True"
 
