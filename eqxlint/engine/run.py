@@ -219,14 +219,6 @@ def _deeply_nested(source: str) -> bool:
     return max(map(operator.sub, prefix, itertools.accumulate(prefix, min))) > MAX_NESTING
 
 
-def _libcst_parses(source: str) -> bool:
-    try:
-        parse_module(source)
-        return True
-    except Exception:
-        return False
-
-
 def _directive(d) -> dict:
     """A noqa directive as JSON (without its run-time `used` set)."""
     out = dataclasses.asdict(d)

@@ -54,11 +54,6 @@ def is_true(c: frozenset) -> bool:
     return TRUE_ATOM in c
 
 
-def params_of(c: frozenset) -> set:
-    """Names of the parameters a condition mentions directly."""
-    return {a[2:] for a in c if isinstance(a, str) and a.startswith("p:")}
-
-
 def evaluate(
     c: frozenset,
     params: set,
